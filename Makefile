@@ -1,0 +1,44 @@
+# The two commands of the README:  make demo  and  make test.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONTACTS ?= 100000
+DEMO_WS ?= demo-workspace
+
+.PHONY: setup demo test check fmt clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Build a sample workspace and evaluate every example segment, printing its size.
+demo: setup
+	rm -rf $(DEMO_WS)
+	$(BIN)/segmenta --workspace $(DEMO_WS) init --sample --contacts $(CONTACTS) --seed 42
+	@for f in examples/*.json; do \
+	  printf '%-48s ' "$$(basename $$f .json)"; \
+	  $(BIN)/segmenta --workspace $(DEMO_WS) segment evaluate $$f | tail -n 1 || exit 1; \
+	done
+
+## The whole test suite, as CI runs it.
+test: setup
+	bash scripts/services.sh
+	$(BIN)/python -m pytest -q
+
+check: setup
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(DEMO_WS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from segmenta.interfaces.cli import main
+
+main()

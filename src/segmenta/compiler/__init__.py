@@ -1,0 +1,1 @@
+"""Segment definition -> sqlglot expression tree. Never opens a connection."""

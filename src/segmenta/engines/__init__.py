@@ -1,0 +1,1 @@
+"""Engines run compiled sqlglot trees and return member keys."""

@@ -1,0 +1,68 @@
+"""The engine protocol: a handful of hooks behind shared, final behaviour.
+
+Subclasses fill in ``_execute``, ``_replace_table``, ``_tables`` and ``close``; the
+base class does the timing, logging and error wrapping (with the SQL that failed)
+once for all of them, after splink's ``DatabaseAPI``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from typing import final
+
+import pyarrow as pa
+from sqlglot import exp
+
+from segmenta.errors import EngineError
+from segmenta.model.schema import Table
+
+log = logging.getLogger("segmenta.engine")
+
+
+class Engine(ABC):
+    """Runs compiled sqlglot trees; knows nothing of definitions or the store."""
+
+    #: sqlglot dialect the engine speaks.
+    dialect: str = ""
+
+    @final
+    def sql(self, query: exp.Expression) -> str:
+        """``query`` rendered in this engine's dialect."""
+        return query.sql(dialect=self.dialect)
+
+    @final
+    def run(self, query: exp.Expression | str) -> pa.Table:
+        """Execute a query and return its rows as Arrow."""
+        sql = query if isinstance(query, str) else self.sql(query)
+        start = time.perf_counter()
+        try:
+            result = self._execute(sql)
+        except Exception as exc:  # wrap engine-specific errors once, with the SQL
+            raise EngineError(f"{type(self).__name__} failed: {exc}", sql=sql) from exc
+        log.debug("ran in %.1f ms: %s", (time.perf_counter() - start) * 1000, sql)
+        return result
+
+    @final
+    def replace_table(self, name: str, table: Table, data: pa.Table) -> None:
+        """Replace table ``name`` with ``data`` atomically: readers see the old rows or the new."""
+        start = time.perf_counter()
+        try:
+            self._replace_table(name, table, data)
+        except Exception as exc:
+            raise EngineError(f"{type(self).__name__} could not replace table {name!r}: {exc}") from exc
+        log.info("replaced %s with %d rows in %.1f ms", name, data.num_rows, (time.perf_counter() - start) * 1000)
+
+    @abstractmethod
+    def _execute(self, sql: str) -> pa.Table: ...
+
+    @abstractmethod
+    def _replace_table(self, name: str, table: Table, data: pa.Table) -> None: ...
+
+    @abstractmethod
+    def tables(self) -> set[str]:
+        """Names of the tables that hold data."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,64 @@
+"""One exception tree for segmenta.
+
+Every error a user can cause derives from :class:`SegmentaError`. Errors caused
+by bad input (a definition, a model, a data file, an argument) derive from
+:class:`RejectedInput`; the CLI maps those to exit status 2, everything else to 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class SegmentaError(Exception):
+    """Base of every error segmenta raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where it is (a JSON pointer or a file location) and what."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class RejectedInput(SegmentaError, ValueError):
+    """Input was rejected whole; nothing was changed. Carries one problem per line."""
+
+    def __init__(self, problems: Iterable[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("", problems)]
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class DefinitionError(RejectedInput):
+    """A segment definition does not fit the model (contract section 4)."""
+
+
+class ModelError(RejectedInput):
+    """model.yaml is malformed or inconsistent."""
+
+
+class DataError(RejectedInput):
+    """A data file does not fit the model; the table was left as it was."""
+
+
+class NotFound(RejectedInput):
+    """A named object (table, segment, workspace) does not exist."""
+
+
+class UnsupportedFeature(SegmentaError):
+    """The compiler or an engine met a node it cannot handle."""
+
+
+class EngineError(SegmentaError):
+    """The engine failed while running SQL; carries the SQL that failed."""
+
+    def __init__(self, message: str, *, sql: str | None = None) -> None:
+        self.sql = sql
+        super().__init__(message if sql is None else f"{message}\n-- while running:\n{sql}")

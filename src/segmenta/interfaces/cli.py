@@ -1,0 +1,204 @@
+"""The ``segmenta`` command line (contract section 5): a thin layer over :class:`segmenta.Workspace`.
+
+Exit status: 0 done; 2 rejected input (nothing changed); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from segmenta.errors import RejectedInput, SegmentaError
+from segmenta.workspace import Workspace, default_workspace
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="segmenta: customer segments over your data.")
+segment_app = typer.Typer(no_args_is_help=True, help="Evaluate, inspect and manage segments.")
+app.add_typer(segment_app, name="segment")
+
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+class _State:
+    workspace: Path | None = None
+
+
+state = _State()
+
+
+@app.callback()
+def _main(
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", help="Workspace directory [default: $SEGMENTA_WORKSPACE or ./segmenta-workspace]"),
+    ] = None,
+) -> None:
+    state.workspace = workspace
+
+
+def workspace_path() -> Path:
+    return state.workspace if state.workspace is not None else default_workspace()
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Report an error on stderr, one problem per line, and exit with the contract's status."""
+    if isinstance(exc, RejectedInput):
+        for problem in exc.problems:
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except SegmentaError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(1) from None
+
+
+def with_workspace(fn: Callable[[Workspace], T]) -> T:
+    with errors():
+        ws = Workspace.open(workspace_path())
+        try:
+            return fn(ws)
+        finally:
+            ws.close()
+
+
+# -- workspace commands --------------------------------------------------------------
+
+
+@app.command()
+def init(
+    model: Annotated[Path | None, typer.Option(help="The data model (model.yaml); default: the sample CRM model")] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="Fill the workspace with a generated sample CRM")] = False,
+    contacts: Annotated[int, typer.Option(help="Sample size in contacts")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed for the sample")] = 42,
+) -> None:
+    """Create a workspace from a model, or from the sample CRM."""
+    with errors():
+        path = workspace_path()
+        if sample:
+            with _progress() as progress:
+                tasks: dict[str, Any] = {}
+
+                def report(table: str, done: int, total: int) -> None:
+                    if table not in tasks:
+                        tasks[table] = progress.add_task(table, total=total)
+                    progress.update(tasks[table], completed=done)
+
+                ws = Workspace.init(path, sample=True, contacts=contacts, seed=seed, progress=report)
+        else:
+            ws = Workspace.init(path, model=model)
+        tables = ", ".join(ws.model.tables)
+        ws.close()
+    out.print(f"workspace ready at {path} (tables: {tables})", highlight=False)
+
+
+@app.command()
+def load(
+    table: Annotated[str, typer.Argument(help="Model table to replace")],
+    file: Annotated[Path, typer.Argument(help=".csv or .parquet file")],
+) -> None:
+    """Replace a table's rows with a file's; the whole file is checked first."""
+    rows = with_workspace(lambda ws: ws.load(table, file))
+    out.print(f"loaded {rows} rows into {table}", highlight=False)
+
+
+# -- segment commands ------------------------------------------------------------------
+
+AsOf = Annotated[str | None, typer.Option("--as-of", help="Evaluation time, ISO 8601 (UTC unless it has an offset); default now")]
+
+
+@segment_app.command("evaluate")
+def evaluate(
+    segment: Annotated[str, typer.Argument(help="Definition file (JSON or YAML)")],
+    as_of: AsOf = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the member keys to this CSV")] = None,
+) -> None:
+    """Evaluate a definition; prints 'N members' last."""
+    result = with_workspace(lambda ws: ws.evaluate(Path(segment), as_of=as_of))
+    if out_file is not None:
+        with errors():
+            write_keys(out_file, result.key, result.keys)
+    out.print(f"{result.count} members", highlight=False)
+
+
+@segment_app.command("sql")
+def sql(
+    segment: Annotated[str, typer.Argument(help="Definition file (JSON or YAML)")],
+    dialect: Annotated[str, typer.Option(help="Any sqlglot dialect: duckdb, spark, postgres, snowflake, bigquery, ...")] = "duckdb",
+    as_of: AsOf = None,
+) -> None:
+    """Print the SQL that selects the members."""
+    text = with_workspace(lambda ws: ws.sql(Path(segment), dialect=dialect, as_of=as_of))
+    typer.echo(text)
+
+
+@segment_app.command("preview")
+def preview(
+    segment: Annotated[str, typer.Argument(help="Definition file (JSON or YAML)")],
+    limit: Annotated[int, typer.Option(help="How many members to show")] = 10,
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns to show")] = None,
+    show_pii: Annotated[bool, typer.Option("--show-pii", help="Show PII columns unmasked")] = False,
+    as_of: AsOf = None,
+) -> None:
+    """Member count and the first members, PII masked unless --show-pii."""
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    result = with_workspace(lambda ws: ws.preview(Path(segment), limit=limit, columns=cols, show_pii=show_pii, as_of=as_of))
+    table = RichTable(*result.columns)
+    for row in result.rows:
+        table.add_row(*["" if row[c] is None else str(row[c]) for c in result.columns])
+    out.print(table)
+    if result.masked:
+        out.print(f"masked PII columns: {', '.join(result.masked)} (use --show-pii to see them)", highlight=False)
+    out.print(f"{result.count} members", highlight=False)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def write_keys(path: Path, key: str, keys: list[Any]) -> None:
+    """A one-column CSV of keys headed by the key column's name."""
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([key])
+        writer.writerows([k] for k in keys)
+    tmp.replace(path)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:>14}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                    TimeElapsedColumn(), console=err, transient=True)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except SystemExit as exc:
+        # click reports usage errors with status 2 already; anything else keeps its code
+        raise exc
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

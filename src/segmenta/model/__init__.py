@@ -1,0 +1,1 @@
+"""The domain: data model (model.yaml) and segment definitions, as plain validated data."""

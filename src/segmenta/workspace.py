@@ -1,0 +1,266 @@
+"""The library entry point: a workspace directory holding a model, its data and metadata.
+
+Example::
+
+    import segmenta
+    ws = segmenta.Workspace.init("crm", model="model.yaml")
+    ws.load("contact", "contact.csv")
+    keys = ws.evaluate("segments/gold.json", as_of="2026-10-27T12:00:00").keys
+    print(ws.sql("segments/gold.json", dialect="spark"))
+
+The CLI is a thin layer over these methods; the service and notebooks use them too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+from sqlglot import exp
+
+from segmenta import clock
+from segmenta.compiler.compile import SegmentSource, compile_definition
+from segmenta.engines.base import Engine
+from segmenta.engines.duckdb import DuckDBEngine
+from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
+from segmenta.model.definition import Definition
+from segmenta.model.schema import Model
+from segmenta.model.validate import load_definition_text, parse_definition
+from segmenta.services.loading import read_table_file
+
+MODEL_FILE = "model.yaml"
+CONFIG_FILE = "segmenta.yaml"
+DATA_FILE = "data.duckdb"
+PII_MASK = "***"
+
+DefinitionLike = Definition | Mapping[str, Any] | str | Path
+
+
+def default_workspace() -> Path:
+    """``$SEGMENTA_WORKSPACE``, else ``./segmenta-workspace``."""
+    return Path(os.environ.get("SEGMENTA_WORKSPACE") or "segmenta-workspace")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The members of one evaluation: ``keys`` ascending, the audience ``key`` name and the SQL run."""
+
+    audience: str
+    key: str
+    keys: list[Any]
+    as_of: dt.datetime
+    sql: str
+
+    @property
+    def count(self) -> int:
+        return len(self.keys)
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table({self.key: self.keys})
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A member count and the first members with chosen columns (PII masked unless asked)."""
+
+    count: int
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    masked: list[str]
+
+
+class Workspace:
+    """A directory with ``model.yaml``, ``segmenta.yaml`` and the data (``data.duckdb``)."""
+
+    def __init__(self, path: Path, model: Model, engine: Engine, config: dict[str, Any]) -> None:
+        self.path = path
+        self.model = model
+        self.engine = engine
+        self.config = config
+        #: Resolves ``in_segment``; the segment store plugs in here.
+        self.segment_source: SegmentSource | None = None
+
+    # -- opening ---------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | Path,
+        *,
+        model: str | Path | Model | None = None,
+        sample: bool = False,
+        contacts: int = 10_000,
+        seed: int = 42,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Workspace:
+        """Create a workspace; with ``sample`` it holds a generated CRM of ``contacts`` contacts."""
+        from segmenta import sample as sample_data
+
+        path = Path(path)
+        if (path / MODEL_FILE).exists():
+            raise RejectedInput([Problem(str(path), "already holds a segmenta workspace; choose another directory or remove it first")])
+        if sample and model is not None:
+            raise RejectedInput("--sample builds its own model; leave out --model, or load your data into a --model workspace")
+        if model is None:
+            chosen = sample_data.sample_model()
+        elif isinstance(model, Model):
+            chosen = model
+        else:
+            chosen = Model.from_file(model)
+        if sample and contacts < 1:
+            raise RejectedInput(f"--contacts must be at least 1, not {contacts}")
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            (path / MODEL_FILE).write_text(yaml.safe_dump(chosen.to_data(), sort_keys=False), encoding="utf-8")
+            (path / CONFIG_FILE).write_text(yaml.safe_dump({"version": 1, "engine": "duckdb"}), encoding="utf-8")
+            ws = cls.open(path)
+            for name, table in chosen.tables.items():
+                if name not in ws.engine.tables():
+                    ws.engine.replace_table(name, table, _empty(table))
+            if sample:
+                sample_data.generate(ws, contacts=contacts, seed=seed, progress=progress)
+        except BaseException:
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                for f in (MODEL_FILE, CONFIG_FILE, DATA_FILE, DATA_FILE + ".wal"):
+                    (path / f).unlink(missing_ok=True)
+            raise
+        return ws
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Workspace:
+        """Open an existing workspace (default: :func:`default_workspace`)."""
+        path = Path(path) if path is not None else default_workspace()
+        if not (path / MODEL_FILE).is_file():
+            raise NotFound([Problem(str(path), "is not a segmenta workspace (no model.yaml); create it with 'segmenta init'")])
+        model = Model.from_file(path / MODEL_FILE)
+        config_path = path / CONFIG_FILE
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+        engine = DuckDBEngine(path / DATA_FILE)
+        return cls(path, model, engine, config or {})
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- data ------------------------------------------------------------------------
+
+    def load(self, table: str, file: str | Path) -> int:
+        """Replace ``table``'s rows with the file's (.csv or .parquet); all or nothing. Returns the row count."""
+        if table not in self.model.tables:
+            from segmenta.model.schema import hint
+
+            raise NotFound([Problem(table, f"unknown table{hint(table, self.model.tables)}; tables: {', '.join(self.model.tables)}")])
+        data = read_table_file(file, table, self.model.table(table))
+        self.engine.replace_table(table, self.model.table(table), data)
+        return data.num_rows
+
+    # -- definitions ------------------------------------------------------------------
+
+    def definition(self, source: DefinitionLike) -> Definition:
+        """Parse and validate a definition from a file path, JSON/YAML text, plain data or a Definition."""
+        if isinstance(source, Definition):
+            return source
+        if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "audience", "name"))):
+            p = Path(source)
+            try:
+                text = p.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise DefinitionError([Problem(str(p), f"cannot read the definition: {exc.strerror}")]) from None
+            raw = load_definition_text(text, source=str(p))
+        elif isinstance(source, str):
+            raw = load_definition_text(source)
+        else:
+            raw = source
+        return parse_definition(raw, self.model)
+
+    def compile(self, source: DefinitionLike, *, as_of: dt.datetime | str | None = None) -> exp.Select:
+        """The sqlglot tree selecting the members' keys."""
+        return compile_definition(self.definition(source), self.model, as_of=_as_of(as_of), segments=self.segment_source)
+
+    def sql(self, source: DefinitionLike, *, dialect: str = "duckdb", as_of: dt.datetime | str | None = None, pretty: bool = True) -> str:
+        """The member query in any sqlglot dialect (duckdb, spark, postgres, snowflake, bigquery, ...)."""
+        from segmenta.compiler.dialects import render
+
+        return render(self.compile(source, as_of=as_of), dialect=dialect, pretty=pretty)
+
+    def evaluate(self, source: DefinitionLike, *, as_of: dt.datetime | str | None = None) -> Evaluation:
+        """Evaluate a definition; the members' keys ascending."""
+        definition = self.definition(source)
+        moment = _as_of(as_of)
+        query = compile_definition(definition, self.model, as_of=moment, segments=self.segment_source)
+        result = self.engine.run(query)
+        key = self.model.table(definition.audience).key
+        return Evaluation(
+            audience=definition.audience, key=key, keys=result.column(0).to_pylist(), as_of=moment, sql=self.engine.sql(query)
+        )
+
+    def preview(
+        self,
+        source: DefinitionLike,
+        *,
+        limit: int = 10,
+        columns: Sequence[str] | None = None,
+        show_pii: bool = False,
+        as_of: dt.datetime | str | None = None,
+    ) -> Preview:
+        """The member count and the first ``limit`` members with ``columns``; PII columns masked unless ``show_pii``."""
+        definition = self.definition(source)
+        table = self.model.table(definition.audience)
+        chosen = list(columns) if columns else [c for c, col in table.columns.items() if not col.pii][:6]
+        if table.key not in chosen:
+            chosen.insert(0, table.key)
+        unknown = [c for c in chosen if c not in table.columns]
+        if unknown:
+            from segmenta.model.schema import hint
+
+            raise RejectedInput([Problem("--columns", f"{definition.audience!r} has no column {c!r}{hint(c, table.columns)}") for c in unknown])
+        query = compile_definition(definition, self.model, as_of=_as_of(as_of), segments=self.segment_source)
+        members = query.subquery("m")
+        alias = "p"
+        count_q = exp.select(exp.Count(this=exp.Star())).from_(members.copy())
+        count = self.engine.run(count_q).column(0)[0].as_py()
+        masked = [c for c in chosen if table.column(c).pii and not show_pii]
+        rows_q = (
+            exp.select(*[exp.column(c, table=alias, quoted=True) for c in chosen])
+            .from_(exp.Table(this=exp.to_identifier(definition.audience, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+            .where(exp.In(this=exp.column(table.key, table=alias, quoted=True), query=query.copy()))
+            .order_by(exp.column(table.key, table=alias, quoted=True))
+            .limit(max(0, limit))
+        )
+        rows = self.engine.run(rows_q).to_pylist()
+        for row in rows:
+            for c in masked:
+                if row[c] is not None:
+                    row[c] = PII_MASK
+        return Preview(count=count, columns=chosen, rows=rows, masked=masked)
+
+
+def _as_of(value: dt.datetime | str | None) -> dt.datetime:
+    if value is None:
+        return clock.now()
+    if isinstance(value, str):
+        return clock.parse_instant(value, what="--as-of")
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _empty(table: Any) -> pa.Table:
+    from segmenta.services.loading import arrow_schema
+
+    return arrow_schema(table).empty_table()

@@ -1,0 +1,46 @@
+"""Shared fixtures: workspaces built from the public conformance set and from small models."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import segmenta
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT.parent / "shared" / "spec"
+CONFORMANCE = SPEC / "conformance"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip on a developer laptop when something external is missing; in CI that is a failure."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    need(CONFORMANCE.is_dir(), f"the public conformance set at {CONFORMANCE}")
+    return CONFORMANCE
+
+
+@pytest.fixture(scope="session")
+def conformance_expected(conformance_dir: Path) -> dict:
+    return json.loads((conformance_dir / "expected.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def conformance_ws(conformance_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> segmenta.Workspace:
+    """A workspace with the conformance model and every data file loaded (read-only use)."""
+    path = tmp_path_factory.mktemp("conformance") / "ws"
+    ws = segmenta.Workspace.init(path, model=conformance_dir / "model.yaml")
+    for csv_file in sorted((conformance_dir / "data").glob("*.csv")):
+        ws.load(csv_file.stem, csv_file)
+    yield ws
+    ws.close()
