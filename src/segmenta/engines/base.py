@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import final
 
 import pyarrow as pa
@@ -54,8 +55,27 @@ class Engine(ABC):
             raise EngineError(f"{type(self).__name__} could not replace table {name!r}: {exc}") from exc
         log.info("replaced %s with %d rows in %.1f ms", name, data.num_rows, (time.perf_counter() - start) * 1000)
 
+    @final
+    def execute(self, statements: list[exp.Expression], *, before_commit: Callable[[], None] | None = None) -> None:
+        """Run ``statements`` in ONE transaction: all take effect or none (used by the segment store).
+
+        ``before_commit`` (optional) is called after the last statement, inside the transaction;
+        tests use it to kill a process mid-transaction. Subclasses implement ``_transaction``.
+        """
+        sqls = [self.sql(s) for s in statements]
+        start = time.perf_counter()
+        try:
+            self._transaction(sqls, before_commit)
+        except Exception as exc:
+            raise EngineError(f"{type(self).__name__} failed in a transaction: {exc}", sql=";\n".join(sqls)) from exc
+        log.debug("transaction of %d statements in %.1f ms", len(sqls), (time.perf_counter() - start) * 1000)
+
     @abstractmethod
     def _execute(self, sql: str) -> pa.Table: ...
+
+    def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
+        """Hook for :meth:`execute`: run the statements (no result) in one transaction, commit, or roll back on error."""
+        raise NotImplementedError(f"{type(self).__name__} does not run transactions")
 
     @abstractmethod
     def _replace_table(self, name: str, table: Table, data: pa.Table) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -56,6 +57,18 @@ class DuckDBEngine(Engine):
                 raise
         finally:
             self.con.unregister("__segmenta_incoming")
+
+    def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for sql in sqls:
+                self.con.execute(sql)
+            if before_commit is not None:
+                before_commit()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
 
     def tables(self) -> set[str]:
         rows = self.con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()

@@ -1,0 +1,224 @@
+"""Membership and its history, stored in the data engine beside the data.
+
+Per segment (by id, so renames move nothing) the engine holds, in schema ``segmenta``:
+
+- ``members_<id>(<key>)``: the current members;
+- ``history_<id>(<key>, change, refresh_id, at, version)``: one row per member that
+  entered or exited, per refresh. History grows with changes, not with size x refreshes.
+
+A refresh runs in ONE engine transaction (:meth:`Engine.execute`): the evaluation query
+is materialised into a staging table, ``entered = new EXCEPT old`` and ``exited = old
+EXCEPT new`` are appended to the history, and the staging table replaces the members.
+Readers see the old membership or the new, never a mix; a process killed part way
+leaves the previous membership intact (the engine rolls the transaction back).
+All SQL is built as sqlglot trees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from segmenta.engines.base import Engine
+from segmenta.engines.duckdb import SQL_TYPES
+from segmenta.model.schema import ColumnType
+
+SCHEMA = "segmenta"
+ENTERED = "entered"
+EXITED = "exited"
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The stored membership of one segment: ``key`` is the audience's key column."""
+
+    engine: Engine
+    segment_id: int
+    key: str
+    key_type: ColumnType
+
+    # -- names ------------------------------------------------------------------
+
+    def _table(self, prefix: str) -> exp.Table:
+        return exp.Table(this=_ident(f"{prefix}_{self.segment_id}"), db=_ident(SCHEMA))
+
+    @property
+    def members(self) -> exp.Table:
+        return self._table("members")
+
+    @property
+    def history(self) -> exp.Table:
+        return self._table("history")
+
+    @property
+    def staging(self) -> exp.Table:
+        return self._table("staging")
+
+    def _key(self) -> exp.Column:
+        return exp.column(self.key, quoted=True)
+
+    def _keys_of(self, table: exp.Table | exp.Expression) -> exp.Select:
+        return exp.select(self._key()).from_(table.copy())
+
+    # -- schema ------------------------------------------------------------------
+
+    def _create(self, table: exp.Table, columns: Sequence[tuple[str, str]], *, replace: bool = False) -> exp.Create:
+        defs = [exp.ColumnDef(this=_ident(c), kind=exp.DataType.build(t, dialect="duckdb")) for c, t in columns]
+        return exp.Create(this=exp.Schema(this=table.copy(), expressions=defs), kind="TABLE", exists=not replace, replace=replace)
+
+    def ensure_statements(self) -> list[exp.Expression]:
+        """CREATE SCHEMA / TABLE IF NOT EXISTS for this segment's tables."""
+        key_type = SQL_TYPES[self.key_type]
+        return [
+            exp.Create(this=exp.Table(this=_ident(SCHEMA)), kind="SCHEMA", exists=True),
+            self._create(self.members, [(self.key, key_type)]),
+            self._create(
+                self.history,
+                [(self.key, key_type), ("change", "VARCHAR"), ("refresh_id", "BIGINT"), ("at", "TIMESTAMP"), ("version", "INTEGER")],
+            ),
+        ]
+
+    def exists(self) -> bool:
+        return f"members_{self.segment_id}" in self._segment_tables()
+
+    def _segment_tables(self) -> set[str]:
+        q = (
+            exp.select("table_name")
+            .from_(exp.Table(this=_ident("tables"), db=_ident("information_schema")))
+            .where(exp.column("table_schema").eq(exp.Literal.string(SCHEMA)))
+        )
+        return {r["table_name"] for r in self.engine.run(q).to_pylist()}
+
+    # -- changes -------------------------------------------------------------------
+
+    def _history_rows(self, keys: exp.Query, change: str, run_id: int, at: dt.datetime, version: int | None) -> exp.Insert:
+        rows = exp.select(
+            self._key(),
+            exp.Literal.string(change),
+            exp.Literal.number(run_id),
+            exp.cast(exp.Literal.string(at.isoformat(sep=" ")), "TIMESTAMP"),
+            exp.cast(exp.Null() if version is None else exp.Literal.number(version), "INTEGER"),
+        ).from_(keys.subquery("d"))
+        return exp.insert(rows, self.history.copy())
+
+    def replace(
+        self,
+        query: exp.Query,
+        *,
+        run_id: int,
+        at: dt.datetime,
+        version: int | None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """Replace the members with ``query``'s keys, recording who entered and exited, in one transaction."""
+        staged = exp.select(exp.column(self.key, table="q", quoted=True)).from_(query.subquery("q"))
+        entered = exp.except_(self._keys_of(self.staging), self._keys_of(self.members), distinct=True)
+        exited = exp.except_(self._keys_of(self.members), self._keys_of(self.staging), distinct=True)
+        statements: list[exp.Expression] = [
+            *self.ensure_statements(),
+            exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=staged),
+            self._history_rows(entered, ENTERED, run_id, at, version),
+            self._history_rows(exited, EXITED, run_id, at, version),
+            exp.Drop(tables=[self.members.copy()], kind="TABLE"),
+            exp.Alter(
+                this=self.staging.copy(), kind="TABLE", actions=[exp.AlterRename(this=exp.Table(this=_ident(f"members_{self.segment_id}")))]
+            ),
+        ]
+        self.engine.execute(statements, before_commit=before_commit)
+
+    def add(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> None:
+        """Add ``keys`` (a query of one key column) to the members; those not yet members are recorded as entered."""
+        new = exp.except_(exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k")), self._keys_of(self.members))
+        staged = exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=new)
+        statements: list[exp.Expression] = [
+            *self.ensure_statements(),
+            staged,
+            self._history_rows(self._keys_of(self.staging), ENTERED, run_id, at, version),
+            exp.insert(self._keys_of(self.staging), self.members.copy()),
+            exp.Drop(tables=[self.staging.copy()], kind="TABLE"),
+        ]
+        self.engine.execute(statements)
+
+    def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> None:
+        """Remove ``keys`` from the members; those that were members are recorded as exited."""
+        gone = exp.intersect(self._keys_of(self.members), exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k")))
+        statements: list[exp.Expression] = [
+            *self.ensure_statements(),
+            exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=gone),
+            self._history_rows(self._keys_of(self.staging), EXITED, run_id, at, version),
+            exp.delete(self.members.copy(), where=exp.In(this=self._key(), query=self._keys_of(self.staging).subquery())),
+            exp.Drop(tables=[self.staging.copy()], kind="TABLE"),
+        ]
+        self.engine.execute(statements)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def source(self) -> exp.Select:
+        """The query of the stored members' keys (what ``in_segment`` reads)."""
+        return self._keys_of(self.members)
+
+    def keys(self) -> list[Any]:
+        """The members' keys, ascending (empty if never evaluated)."""
+        if not self.exists():
+            return []
+        return self.engine.run(self._keys_of(self.members).order_by(self._key())).column(0).to_pylist()
+
+    def size(self) -> int:
+        if not self.exists():
+            return 0
+        return int(self.engine.run(exp.select(exp.Count(this=exp.Star())).from_(self.members.copy())).column(0)[0].as_py())
+
+    def changes(self, run_id: int) -> tuple[int, int]:
+        """(entered, exited) counts of one refresh."""
+        q = (
+            exp.select(exp.column("change"), exp.Count(this=exp.Star()).as_("n"))
+            .from_(self.history.copy())
+            .where(exp.column("refresh_id").eq(exp.Literal.number(run_id)))
+            .group_by(exp.column("change"))
+        )
+        counts = {r["change"]: r["n"] for r in self.engine.run(q).to_pylist()}
+        return int(counts.get(ENTERED, 0)), int(counts.get(EXITED, 0))
+
+    def record_history(self, key: Any) -> list[dict[str, Any]]:
+        """Every entry and exit of one record, oldest first."""
+        if not self.exists():
+            return []
+        q = (
+            exp.select("at", "change", "version", "refresh_id")
+            .from_(self.history.copy())
+            .where(self._key().eq(key_literal(key)))
+            .order_by("refresh_id", "at")
+        )
+        return self.engine.run(q).to_pylist()
+
+    def contains(self, key: Any) -> bool:
+        if not self.exists():
+            return False
+        q = exp.select(exp.Count(this=exp.Star())).from_(self.members.copy()).where(self._key().eq(key_literal(key)))
+        return bool(self.engine.run(q).column(0)[0].as_py())
+
+
+def key_literal(value: Any) -> exp.Expression:
+    """A literal for a key value (int or str)."""
+    return exp.Literal.number(value) if isinstance(value, int) and not isinstance(value, bool) else exp.Literal.string(str(value))
+
+
+def values_query(key: str, keys: Sequence[Any]) -> exp.Select:
+    """``SELECT key FROM (VALUES ...)``; an empty list gives no rows."""
+    if not keys:
+        return exp.select(exp.cast(exp.Null(), "BIGINT").as_(key, quoted=True)).where(exp.false())
+    values = exp.values([(key_literal(k),) for k in keys], alias="v", columns=[key])
+    return exp.select(exp.column(key, table="v")).from_(values)
+
+
+def to_arrow(key: str, keys: list[Any]) -> pa.Table:
+    return pa.table({key: keys})

@@ -1,0 +1,14 @@
+"""Alembic environment: always run programmatically by :func:`segmenta.store.database.upgrade`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from segmenta.store.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - only the programmatic path is supported
+    raise RuntimeError("segmenta runs its migrations itself: open the store with segmenta.store.database.Store(url)")
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()
