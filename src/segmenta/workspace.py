@@ -28,7 +28,7 @@ from sqlglot import exp
 from segmenta import clock
 from segmenta.compiler.compile import SegmentSource, compile_definition
 from segmenta.engines.base import Engine
-from segmenta.engines.duckdb import DuckDBEngine
+from segmenta.engines.select import engine_name, make_engine
 from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
 from segmenta.model.definition import Definition
 from segmenta.model.schema import Model
@@ -99,8 +99,12 @@ class Workspace:
         contacts: int = 10_000,
         seed: int = 42,
         progress: Callable[[str, int, int], None] | None = None,
+        engine: str | None = None,
     ) -> Workspace:
-        """Create a workspace; with ``sample`` it holds a generated CRM of ``contacts`` contacts."""
+        """Create a workspace; with ``sample`` it holds a generated CRM of ``contacts`` contacts.
+
+        ``engine`` (``duckdb`` by default, or ``spark``) is recorded in ``segmenta.yaml``.
+        """
         from segmenta import sample as sample_data
 
         path = Path(path)
@@ -116,11 +120,12 @@ class Workspace:
             chosen = Model.from_file(model)
         if sample and contacts < 1:
             raise RejectedInput(f"--contacts must be at least 1, not {contacts}")
+        engine = engine_name({}, engine)
         created = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
         try:
             (path / MODEL_FILE).write_text(yaml.safe_dump(chosen.to_data(), sort_keys=False), encoding="utf-8")
-            (path / CONFIG_FILE).write_text(yaml.safe_dump({"version": 1, "engine": "duckdb"}), encoding="utf-8")
+            (path / CONFIG_FILE).write_text(yaml.safe_dump({"version": 1, "engine": engine}), encoding="utf-8")
             ws = cls.open(path)
             for name, table in chosen.tables.items():
                 if name not in ws.engine.tables():
@@ -133,20 +138,21 @@ class Workspace:
             else:
                 for f in (MODEL_FILE, CONFIG_FILE, DATA_FILE, DATA_FILE + ".wal"):
                     (path / f).unlink(missing_ok=True)
+                shutil.rmtree(path / "spark-tables", ignore_errors=True)
             raise
         return ws
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Workspace:
-        """Open an existing workspace (default: :func:`default_workspace`)."""
+    def open(cls, path: str | Path | None = None, *, engine: str | None = None) -> Workspace:
+        """Open an existing workspace (default: :func:`default_workspace`); ``engine`` overrides ``segmenta.yaml``."""
         path = Path(path) if path is not None else default_workspace()
         if not (path / MODEL_FILE).is_file():
             raise NotFound([Problem(str(path), "is not a segmenta workspace (no model.yaml); create it with 'segmenta init'")])
         model = Model.from_file(path / MODEL_FILE)
         config_path = path / CONFIG_FILE
         config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-        engine = DuckDBEngine(path / DATA_FILE)
-        return cls(path, model, engine, config or {})
+        config = config or {}
+        return cls(path, model, make_engine(path, config, engine), config)
 
     def close(self) -> None:
         self.engine.close()
@@ -230,6 +236,7 @@ class Workspace:
 
             raise RejectedInput([Problem("--columns", f"{definition.audience!r} has no column {c!r}{hint(c, table.columns)}") for c in unknown])
         query = compile_definition(definition, self.model, as_of=_as_of(as_of), segments=self.segment_source)
+        query.set("order", None)  # membership only; the preview orders its own rows
         members = query.subquery("m")
         alias = "p"
         count_q = exp.select(exp.Count(this=exp.Star())).from_(members.copy())
@@ -238,7 +245,7 @@ class Workspace:
         rows_q = (
             exp.select(*[exp.column(c, table=alias, quoted=True) for c in chosen])
             .from_(exp.Table(this=exp.to_identifier(definition.audience, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias))))
-            .where(exp.In(this=exp.column(table.key, table=alias, quoted=True), query=query.copy()))
+            .where(exp.In(this=exp.column(table.key, table=alias, quoted=True), query=query.copy().subquery()))
             .order_by(exp.column(table.key, table=alias, quoted=True))
             .limit(max(0, limit))
         )
