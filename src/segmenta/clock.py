@@ -25,4 +25,4 @@ def now() -> dt.datetime:
     fixed = os.environ.get("SEGMENTA_NOW")
     if fixed:
         return parse_instant(fixed, what="SEGMENTA_NOW")
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -263,7 +263,7 @@ def _as_of(value: dt.datetime | str | None) -> dt.datetime:
     if isinstance(value, str):
         return clock.parse_instant(value, what="--as-of")
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 

@@ -33,11 +33,11 @@ from typing import Any
 
 from sqlglot import exp
 
+from segmenta.compiler.timewindows import date_window, datetime_window
 from segmenta.errors import UnsupportedFeature
 from segmenta.model import definition as d
 from segmenta.model.schema import ColumnType, Model
 from segmenta.model.validate import aggregate_result_column, measure_filter
-from segmenta.compiler.timewindows import date_window, datetime_window
 
 #: Resolves ``in_segment`` names: (segment name, audience table) -> a query selecting member keys.
 SegmentSource = Callable[[str, str], exp.Query]
@@ -81,7 +81,7 @@ def compile_definition(
     ctx = _Context(model=model, as_of=as_of, segments=segments)
     table = model.table(definition.audience)
     alias = ctx.alias()
-    combined: exp.Expression | None = None
+    combined: exp.Expr | None = None
     for group in definition.groups:
         pred = _condition(ctx, group.where, definition.audience, alias)
         if combined is None:
@@ -113,7 +113,7 @@ def compile_definition(
 # -- conditions -------------------------------------------------------------------
 
 
-def _condition(ctx: _Context, node: d.Condition, table: str, alias: str) -> exp.Expression:
+def _condition(ctx: _Context, node: d.Condition, table: str, alias: str) -> exp.Expr:
     if isinstance(node, (d.All, d.AnyOf)):
         return _tree(ctx, node, table, alias)
     if not node.path:
@@ -121,35 +121,40 @@ def _condition(ctx: _Context, node: d.Condition, table: str, alias: str) -> exp.
     return _via_path(ctx, node.path, table, alias, lambda t, a: _leaf(ctx, node.model_copy(update={"path": ()}), t, a))
 
 
-def _tree(ctx: _Context, node: d.All | d.AnyOf, table: str, alias: str) -> exp.Expression:
+def _tree(ctx: _Context, node: d.All | d.AnyOf, table: str, alias: str) -> exp.Expr:
     is_all = isinstance(node, d.All)
     if not node.items:
         return exp.true() if is_all else exp.false()
     # Conditions that walk the same first path step reach the same single record, so
     # they share one semi-join: fk IN (SELECT key FROM related WHERE a AND/OR b).
     by_step: dict[str, list[d.Condition]] = {}
-    parts: list[exp.Expression | str] = []
+    parts: list[exp.Expr | str] = []
     for item in node.items:
         path = getattr(item, "path", ())
         if path:
             if path[0] not in by_step:
                 by_step[path[0]] = []
                 parts.append(path[0])
-            by_step[path[0]].append(item.model_copy(update={"path": path[1:]}))  # type: ignore[union-attr]
+            by_step[path[0]].append(item.model_copy(update={"path": path[1:]}))
         else:
             parts.append(_condition(ctx, item, table, alias))
-    preds: list[exp.Expression] = []
+    preds: list[exp.Expr] = []
     for part in parts:
         if isinstance(part, str):
             items = tuple(by_step[part])
             inner: d.Condition = d.All(items=items) if is_all else d.AnyOf(items=items)
             if len(items) == 1:
                 inner = items[0]
-            preds.append(_via_path(ctx, (part,), table, alias, lambda t, a, inner=inner: _condition(ctx, inner, t, a)))
+            preds.append(_via_path(ctx, (part,), table, alias, _scoped(ctx, inner)))
         else:
             preds.append(part)
     combine = exp.and_ if is_all else exp.or_
     return exp.paren(combine(*preds, copy=False), copy=False) if len(preds) > 1 else preds[0]
+
+
+def _scoped(ctx: _Context, node: d.Condition) -> Callable[[str, str], exp.Expr]:
+    """A builder of ``node``'s predicate for whichever (table, alias) a path ends at."""
+    return lambda table, alias: _condition(ctx, node, table, alias)
 
 
 def _via_path(
@@ -157,8 +162,8 @@ def _via_path(
     path: Sequence[str],
     table: str,
     alias: str,
-    inner: Callable[[str, str], exp.Expression],
-) -> exp.Expression:
+    inner: Callable[[str, str], exp.Expr],
+) -> exp.Expr:
     """``alias.fk IN (SELECT key FROM related WHERE inner)``, one level per path step."""
     if not path:
         return inner(table, alias)
@@ -175,7 +180,7 @@ def _via_path(
     return exp.In(this=_col(alias, rel.from_column), query=sub.subquery(copy=False))
 
 
-def _leaf(ctx: _Context, node: d.Condition, table: str, alias: str) -> exp.Expression:
+def _leaf(ctx: _Context, node: d.Condition, table: str, alias: str) -> exp.Expr:
     if isinstance(node, d.AttributeCondition):
         column = ctx.model.table(table).column(node.attribute)
         return attribute_predicate(
@@ -213,7 +218,7 @@ def _related_source(ctx: _Context, related: str, where: d.Condition | None, tabl
         raise UnsupportedFeature(f"no one-to-many relationship {related!r} from {table!r}")
     r = ctx.alias()
     fk = _col(r, rel.from_column)
-    cond: exp.Expression = exp.Not(this=exp.Is(this=fk.copy(), expression=exp.Null()))
+    cond: exp.Expr = exp.Not(this=exp.Is(this=fk.copy(), expression=exp.Null()))
     if where is not None:
         cond = exp.and_(cond, _condition(ctx, where, rel.from_table, r), copy=False)
     sub = (
@@ -224,7 +229,7 @@ def _related_source(ctx: _Context, related: str, where: d.Condition | None, tabl
     return r, sub, rel.to_column
 
 
-def _semi(ctx: _Context, alias: str, scope_column: str, query: exp.Select, *, negate: bool) -> exp.Expression:
+def _semi(ctx: _Context, alias: str, scope_column: str, query: exp.Select, *, negate: bool) -> exp.Expr:
     name = ctx.cte(query)
     member = exp.In(
         this=_col(alias, scope_column),
@@ -236,7 +241,7 @@ def _semi(ctx: _Context, alias: str, scope_column: str, query: exp.Select, *, ne
     return exp.and_(_not_null(_col(alias, scope_column)), exp.Not(this=member), copy=False)
 
 
-def _related(ctx: _Context, node: d.RelatedCondition, table: str, alias: str) -> exp.Expression:
+def _related(ctx: _Context, node: d.RelatedCondition, table: str, alias: str) -> exp.Expr:
     op, value = node.count.op, node.count.value
     holds_on_zero = _count_holds(op, value, 0)
     if _count_holds_for_all_positive(op, value) or _count_is_zero_only(op, value):
@@ -251,13 +256,13 @@ def _related(ctx: _Context, node: d.RelatedCondition, table: str, alias: str) ->
     return _semi(ctx, alias, scope_col, grouped, negate=holds_on_zero)
 
 
-def _aggregate(ctx: _Context, node: d.AggregateCondition, table: str, alias: str) -> exp.Expression:
+def _aggregate(ctx: _Context, node: d.AggregateCondition, table: str, alias: str) -> exp.Expr:
     r, sub, scope_col = _related_source(ctx, node.related, node.where, table)
     rel = ctx.model.one_to_many(table, node.related)
     assert rel is not None
     column = ctx.model.table(rel.from_table).column(node.attribute)
     value_col = _col(r, node.attribute)
-    agg: exp.Expression
+    agg: exp.Expr
     if node.fn == "sum":
         agg = exp.func("COALESCE", exp.Sum(this=value_col), exp.Literal.number(0))
     elif node.fn == "avg":
@@ -299,7 +304,7 @@ def _count_is_zero_only(op: str, value: int | tuple[int, int]) -> bool:
     return (op, value) in (("eq", 0), ("lt", 1), ("lte", 0), ("between", (0, 0)))
 
 
-def _count_compare(count: exp.Expression, op: str, value: int | tuple[int, int]) -> exp.Expression:
+def _count_compare(count: exp.Expr, op: str, value: int | tuple[int, int]) -> exp.Expr:
     if op == "between":
         low, high = value  # type: ignore[misc]
         return exp.Between(this=count, low=exp.Literal.number(low), high=exp.Literal.number(high))
@@ -320,22 +325,23 @@ def constant_holds(op: str, value: Any, constant: int | None) -> bool:
         return inside if op == "between" else not inside
     if op in ("in", "not_in"):
         return (constant in value) == (op == "in")
-    return {"eq": constant == value, "ne": constant != value, "gt": constant > value, "gte": constant >= value,
-            "lt": constant < value, "lte": constant <= value}.get(op, False)
+    result = {"eq": constant == value, "ne": constant != value, "gt": constant > value, "gte": constant >= value,
+              "lt": constant < value, "lte": constant <= value}.get(op, False)
+    return bool(result)
 
 
 # -- attribute predicates -------------------------------------------------------------
 
 
 def attribute_predicate(
-    col: exp.Expression,
+    col: exp.Expr,
     ctype: ColumnType,
     op: str,
     value: Any,
     *,
     as_of: dt.datetime,
     case_sensitive: bool = False,
-) -> exp.Expression:
+) -> exp.Expr:
     """SQL for ``col <op> value`` with the contract's meaning; NULL where it means false."""
     if ctype is ColumnType.TEXT:
         return _text(col, op, value, case_sensitive)
@@ -346,12 +352,9 @@ def attribute_predicate(
     if ctype is ColumnType.DATETIME:
         return _datetime(col, op, value, as_of)
     if ctype is ColumnType.BOOLEAN:
-        return {
-            "is_true": lambda: exp.EQ(this=col, expression=exp.true()),
-            "is_false": lambda: exp.EQ(this=col, expression=exp.false()),
-            "is_empty": lambda: exp.Is(this=col, expression=exp.Null()),
-            "is_not_empty": lambda: _not_null(col),
-        }[op]()
+        if op in ("is_true", "is_false"):
+            return exp.EQ(this=col, expression=exp.true() if op == "is_true" else exp.false())
+        return exp.Is(this=col, expression=exp.Null()) if op == "is_empty" else _not_null(col)
     if ctype is ColumnType.CHOICE:
         return _choice(col, op, value)
     if ctype is ColumnType.CHOICES:
@@ -359,8 +362,8 @@ def attribute_predicate(
     raise UnsupportedFeature(f"no operators for type {ctype}")  # pragma: no cover
 
 
-def _text(col: exp.Expression, op: str, value: Any, case_sensitive: bool) -> exp.Expression:
-    def fold(e: exp.Expression) -> exp.Expression:
+def _text(col: exp.Expr, op: str, value: Any, case_sensitive: bool) -> exp.Expr:
+    def fold(e: exp.Expr) -> exp.Expr:
         return e if case_sensitive else exp.Lower(this=e)
 
     not_blank = exp.NEQ(this=col.copy(), expression=exp.Literal.string(""))
@@ -371,7 +374,7 @@ def _text(col: exp.Expression, op: str, value: Any, case_sensitive: bool) -> exp
     values = value if isinstance(value, tuple) else (value,)
     if op in ("eq", "in", "ne", "not_in"):
         lits = [fold(exp.Literal.string(v)) for v in values]
-        base: exp.Expression = (
+        base: exp.Expr = (
             exp.EQ(this=fold(col.copy()), expression=lits[0]) if op in ("eq", "ne") else exp.In(this=fold(col.copy()), expressions=lits)
         )
     else:
@@ -397,7 +400,7 @@ def _like_escape(text: str) -> str:
     return out.replace("%", f"{_LIKE_ESCAPE}%").replace("_", f"{_LIKE_ESCAPE}_")
 
 
-def _ordered(col: exp.Expression, op: str, value: Any, lit: Callable[[Any], exp.Expression]) -> exp.Expression:
+def _ordered(col: exp.Expr, op: str, value: Any, lit: Callable[[Any], exp.Expr]) -> exp.Expr:
     if op == "is_empty":
         return exp.Is(this=col, expression=exp.Null())
     if op == "is_not_empty":
@@ -414,14 +417,14 @@ def _ordered(col: exp.Expression, op: str, value: Any, lit: Callable[[Any], exp.
     return cls(this=col, expression=lit(value))
 
 
-def _date(col: exp.Expression, op: str, value: Any, as_of: dt.datetime) -> exp.Expression:
+def _date(col: exp.Expr, op: str, value: Any, as_of: dt.datetime) -> exp.Expr:
     if op in ("in_last", "in_next", "not_in_last"):
         low, high = date_window("in_next" if op == "in_next" else "in_last", value, as_of)
         return _window(col, op, _date_lit(low), _date_lit(high))
     return _ordered(col, op, value, _date_lit)
 
 
-def _datetime(col: exp.Expression, op: str, value: Any, as_of: dt.datetime) -> exp.Expression:
+def _datetime(col: exp.Expr, op: str, value: Any, as_of: dt.datetime) -> exp.Expr:
     if op in ("in_last", "in_next", "not_in_last"):
         low, high = datetime_window("in_next" if op == "in_next" else "in_last", value, as_of)
         return _window(col, op, _ts_lit(low), _ts_lit(high))
@@ -430,10 +433,10 @@ def _datetime(col: exp.Expression, op: str, value: Any, as_of: dt.datetime) -> e
 
     # Calendar-date comparisons as half-open timestamp ranges: same meaning as
     # comparing CAST(col AS DATE), but an engine can use the column's statistics.
-    def start(day: dt.date) -> exp.Expression:
+    def start(day: dt.date) -> exp.Expr:
         return _ts_lit(dt.datetime.combine(day, dt.time()))
 
-    def end(day: dt.date) -> exp.Expression:  # first instant after ``day``
+    def end(day: dt.date) -> exp.Expr:  # first instant after ``day``
         return _ts_lit(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
 
     if op == "between":
@@ -443,21 +446,20 @@ def _datetime(col: exp.Expression, op: str, value: Any, as_of: dt.datetime) -> e
         return exp.and_(exp.GTE(this=col, expression=start(value)), exp.LT(this=col.copy(), expression=end(value)))
     if op == "not_on":
         return exp.paren(exp.or_(exp.LT(this=col, expression=start(value)), exp.GTE(this=col.copy(), expression=end(value))))
-    return {
-        "before": lambda: exp.LT(this=col, expression=start(value)),
-        "on_or_before": lambda: exp.LT(this=col, expression=end(value)),
-        "after": lambda: exp.GTE(this=col, expression=end(value)),
-        "on_or_after": lambda: exp.GTE(this=col, expression=start(value)),
-    }[op]()
+    if op in ("before", "on_or_after"):
+        cls: type[exp.Binary] = exp.LT if op == "before" else exp.GTE
+        return cls(this=col, expression=start(value))
+    cls = exp.LT if op == "on_or_before" else exp.GTE  # on_or_before / after
+    return cls(this=col, expression=end(value))
 
 
-def _window(col: exp.Expression, op: str, low: exp.Expression, high: exp.Expression) -> exp.Expression:
+def _window(col: exp.Expr, op: str, low: exp.Expr, high: exp.Expr) -> exp.Expr:
     if op == "not_in_last":
         return exp.paren(exp.or_(exp.LT(this=col, expression=low), exp.GT(this=col.copy(), expression=high)))
     return exp.Between(this=col, low=low, high=high)
 
 
-def _choice(col: exp.Expression, op: str, value: Any) -> exp.Expression:
+def _choice(col: exp.Expr, op: str, value: Any) -> exp.Expr:
     not_blank = exp.NEQ(this=col.copy(), expression=exp.Literal.string(""))
     if op == "is_empty":
         return exp.paren(exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string(""))))
@@ -475,7 +477,7 @@ def _choice(col: exp.Expression, op: str, value: Any) -> exp.Expression:
     return exp.and_(not_blank, exp.Not(this=exp.paren(base, copy=False)), copy=False)
 
 
-def _choices(col: exp.Expression, op: str, value: Any) -> exp.Expression:
+def _choices(col: exp.Expr, op: str, value: Any) -> exp.Expr:
     size = exp.ArraySize(this=col.copy())
     if op == "is_empty":
         return exp.EQ(this=exp.func("COALESCE", size, exp.Literal.number(0)), expression=exp.Literal.number(0))
@@ -502,19 +504,19 @@ def _col(alias: str, name: str) -> exp.Column:
     return exp.Column(this=_ident(name), table=_ident(alias))
 
 
-def _not_null(col: exp.Expression) -> exp.Expression:
+def _not_null(col: exp.Expr) -> exp.Expr:
     return exp.Not(this=exp.Is(this=col, expression=exp.Null()))
 
 
-def _date_lit(v: dt.date) -> exp.Expression:
+def _date_lit(v: dt.date) -> exp.Expr:
     return exp.cast(exp.Literal.string(v.isoformat()), exp.DataType.Type.DATE)
 
 
-def _ts_lit(v: dt.datetime) -> exp.Expression:
+def _ts_lit(v: dt.datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(v.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
 
 
-def _literal(v: Any, ctype: ColumnType) -> exp.Expression:
+def _literal(v: Any, ctype: ColumnType) -> exp.Expr:
     """A typed SQL literal for a value already checked against ``ctype``."""
     if v is None:
         return exp.Null()

@@ -253,19 +253,19 @@ class Model(_Frozen):
             if m.table not in self.tables:
                 yield Problem(f"{at}/table", f"unknown table {m.table!r}{hint(m.table, self.tables)}")
                 continue
-            rel = self.one_to_many(m.table, m.related)
-            if rel is None:
+            reverse = self.one_to_many(m.table, m.related)
+            if reverse is None:
                 _, o2m = self.link_names(m.table)
                 yield Problem(f"{at}/related", f"{m.table!r} has no one-to-many relationship {m.related!r}{hint(m.related, o2m)}")
                 continue
-            target = self.tables[rel.from_table]
-            col = target.columns.get(m.aggregate.attribute)
-            if col is None:
+            target = self.tables[reverse.from_table]
+            measured = target.columns.get(m.aggregate.attribute)
+            if measured is None:
                 yield Problem(
                     f"{at}/aggregate/attribute",
-                    f"table {rel.from_table!r} has no attribute {m.aggregate.attribute!r}{hint(m.aggregate.attribute, target.columns)}",
+                    f"table {reverse.from_table!r} has no attribute {m.aggregate.attribute!r}{hint(m.aggregate.attribute, target.columns)}",
                 )
-            elif (problem := aggregate_type_problem(m.aggregate.fn, col.type)) is not None:
+            elif (problem := aggregate_type_problem(m.aggregate.fn, measured.type)) is not None:
                 yield Problem(f"{at}/aggregate/fn", problem)
 
 

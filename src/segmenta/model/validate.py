@@ -305,7 +305,7 @@ class _Checker:
             if not isinstance(v, list) or len(v) != 2:
                 raise self.fail(at, f"{op} takes [low, high] ({_expected(op, col)}), not {json.dumps(v, default=str)}")
             low, high = (self.scalar(x, col, op, what, at) for x in v)
-            if low > high:  # type: ignore[operator]
+            if low > high:
                 raise self.fail(at, f"{op} range is backwards: low {_show(low)} is above high {_show(high)}; write [{_show(high)}, {_show(low)}]")
             return (low, high)
         if op in LIST_VALUE:
@@ -385,7 +385,7 @@ class _Checker:
                     raise self.fail(at, f"count between takes [low, high], whole numbers >= 0 with low <= high, not {json.dumps(cv)}")
                 count = d.CountSpec(op=op, value=(cv[0], cv[1]))
             else:
-                if not _is_count(cv):
+                if not isinstance(cv, int) or not _is_count(cv):
                     raise self.fail(at, f"count value must be a whole number >= 0, not {json.dumps(cv, default=str)}")
                 count = d.CountSpec(op=op, value=cv)
         return d.RelatedCondition(path=path, related=related, where=where, count=count)
@@ -465,7 +465,7 @@ def parse_iso(v: Any) -> dt.date | dt.datetime | None:
         if _ISO_DATETIME.match(s):
             parsed = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
             if parsed.tzinfo is not None:
-                parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
             return parsed
     except ValueError:
         return None

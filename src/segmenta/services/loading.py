@@ -121,7 +121,7 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
     # Row numbers: the Arrow table keeps file order.
     raw = raw.append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
     con.register("raw", raw)
-    selects: list[exp.Expression] = []
+    selects: list[exp.Expr] = []
     for cname, col in table.columns.items():
         if cname in header:
             conv = _conversion(cname, col, raw.schema.field(cname).type, text=text, path=path)
@@ -165,7 +165,7 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
     return out
 
 
-def _conversion(cname: str, col: Column, source: pa.DataType, *, text: bool, path: Path) -> exp.Expression:
+def _conversion(cname: str, col: Column, source: pa.DataType, *, text: bool, path: Path) -> exp.Expr:
     v = exp.column(cname, quoted=True)
     choices = exp.Array(expressions=[exp.Literal.string(c) for c in (col.choices or ())])
     if text:
