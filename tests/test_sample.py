@@ -130,6 +130,11 @@ def test_behaviour_is_skewed_and_recent(ws: segmenta.Workspace) -> None:
             ws, f"SELECT max(ts), count(*) FILTER (ts >= TIMESTAMP '{now - dt.timedelta(days=90)}') FROM \"{name}\""
         )[0]
         assert newest <= now and recent > 0
+        key = ws.model.table(name).key
+        out_of_order = rows(
+            ws, f'SELECT count(*) FROM (SELECT ts < lag(ts) OVER (ORDER BY {key}) AS back FROM "{name}") WHERE back'
+        )
+        assert out_of_order[0][0] == 0, f"{name}: keys should rise with time, as a CRM appends records"
     no_orders, heavy = rows(
         ws,
         """SELECT count(*) FILTER (n = 0), count(*) FILTER (n >= 10) FROM

@@ -38,8 +38,8 @@ Bools = np.ndarray[Any, np.dtype[np.bool_]]
 US = 1_000_000
 DAY = 86_400 * US
 YEAR = 365 * DAY
-#: Contacts per chunk of behaviour rows (orders, interactions): bounds temporary memory.
-CHUNK = 250_000
+#: Rows per batch of behaviour records (orders, interactions): bounds temporary memory.
+ROWS = 2_000_000
 ORDERS_PER_CONTACT = 3.0
 INTERACTIONS_PER_CONTACT = 10.0
 REGISTRATIONS_PER_CONTACT = 0.4
@@ -242,23 +242,33 @@ class _Generator:
             },
         )
 
+    def _timeline(self, counts: Ints, people: _People, floor: int, power: float) -> tuple[Ints, Ints]:
+        """Owners (contact index) and instants of ``counts[i]`` records per contact, oldest first.
+
+        Sorted by time as a CRM appends them, so keys rise with time and an engine's
+        min/max statistics can skip old row groups for "in the last N days".
+        """
+        owner = np.repeat(np.arange(len(counts)), counts)
+        ts = _between(self.rng, people.start[owner], people.end[owner], floor, power=power)
+        order = np.argsort(ts, kind="stable")
+        return owner[order], ts[order]
+
     def orders(self, people: _People) -> None:
         rng = self.rng
         n = len(people.start)
         spend = rng.lognormal(0, 0.5, n)  # big and small spenders
         preferred = _pick(rng, V.CHANNELS, n)
-        batches, next_id, total = [], 1, int(people.orders.sum())
-        for lo in range(0, n, CHUNK):
-            hi = min(n, lo + CHUNK)
-            owner = np.repeat(np.arange(lo, hi), people.orders[lo:hi])
+        owners, times = self._timeline(people.orders, people, self.now - 3 * YEAR, power=1.0)
+        batches, total = [], len(owners)
+        for lo in range(0, total, ROWS):
+            owner, ts = owners[lo : lo + ROWS], times[lo : lo + ROWS]
             m = len(owner)
-            ts = _between(rng, people.start[owner], people.end[owner], self.now - 3 * YEAR, power=1.0)
             cents = np.maximum(100, np.rint(rng.lognormal(np.log(55), 0.9, m) * spend[owner] * 100)).astype(np.int64)
             channel = np.where(rng.random(m) < 0.7, preferred[owner], _pick(rng, V.CHANNELS, m))
             batches.append(
                 pa.record_batch(
                     {
-                        "orderid": pa.array(np.arange(next_id, next_id + m)),
+                        "orderid": pa.array(np.arange(lo + 1, lo + m + 1)),
                         "contactid": pa.array(owner + 1),
                         "amount": _decimal(cents),
                         "ts": _timestamps(ts),
@@ -266,26 +276,22 @@ class _Generator:
                     }
                 )
             )
-            next_id += m
-            self._report("order", next_id - 1, total)
+            self._report("order", lo + m, total)
         self._store("order", batches)
 
     def interactions(self, people: _People) -> None:
         rng = self.rng
-        n = len(people.start)
         types = _values(V.INTERACTION_TYPES)
         web, form = types.index("web_visit"), types.index("form_submitted")
         pages = _values(V.PAGES) + _values(V.FORM_PAGES)
         window = self.now - 2 * YEAR
-        batches, next_id, total = [], 1, int(people.interactions.sum())
-        for lo in range(0, n, CHUNK):
-            hi = min(n, lo + CHUNK)
-            owner = np.repeat(np.arange(lo, hi), people.interactions[lo:hi])
+        owners, times = self._timeline(people.interactions, people, window, power=1.6)
+        batches, total = [], len(owners)
+        for lo in range(0, total, ROWS):
+            owner, ts = owners[lo : lo + ROWS], times[lo : lo + ROWS]
             m = len(owner)
-            ts = _between(rng, people.start[owner], people.end[owner], window, power=1.6)
             kind = _pick(rng, V.INTERACTION_TYPES, m)
-            is_email = kind < web
-            kind[is_email & people.donotemail[owner]] = web  # opted-out contacts get no email
+            kind[(kind < web) & people.donotemail[owner]] = web  # opted-out contacts get no email
             is_email = kind < web
             # Newsletters go out in turn: the campaign follows the send time.
             campaign = 1001 + np.clip((ts - window) * V.CAMPAIGNS // (2 * YEAR), 0, V.CAMPAIGNS - 1)
@@ -295,7 +301,7 @@ class _Generator:
             batches.append(
                 pa.record_batch(
                     {
-                        "interactionid": pa.array(np.arange(next_id, next_id + m)),
+                        "interactionid": pa.array(np.arange(lo + 1, lo + m + 1)),
                         "contactid": pa.array(owner + 1),
                         "type": _take(types, kind),
                         "emailid": pa.array(campaign, mask=~is_email),
@@ -304,8 +310,7 @@ class _Generator:
                     }
                 )
             )
-            next_id += m
-            self._report("interaction", next_id - 1, total)
+            self._report("interaction", lo + m, total)
         self._store("interaction", batches)
 
     def events_and_registrations(self, people: _People) -> None:
