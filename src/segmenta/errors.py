@@ -62,3 +62,15 @@ class EngineError(SegmentaError):
     def __init__(self, message: str, *, sql: str | None = None) -> None:
         self.sql = sql
         super().__init__(message if sql is None else f"{message}\n-- while running:\n{sql}")
+
+
+class Conflict(RejectedInput):
+    """The request clashes with the current state: a name already taken, a status change not allowed now."""
+
+
+class Unauthenticated(SegmentaError):
+    """No valid session or API token was given (the service answers 401)."""
+
+
+class PermissionDenied(SegmentaError):
+    """The signed-in user's role does not allow this (the service answers 403)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import segmenta.store.auth_models  # noqa: F401  (users, tokens, sessions, audit_log share the metadata)
 from segmenta.store.models import Base
 
 connection = context.config.attributes.get("connection")
