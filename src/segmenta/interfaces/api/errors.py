@@ -1,0 +1,102 @@
+"""The ONE place where exceptions become HTTP answers (and audit outcomes).
+
+Every error answer has one shape::
+
+    {"error": {"type": "DefinitionError", "message": "...", "problems": [{"where": "/groups/0/where", "message": "..."}]}}
+
+The problems are the CLI's (JSON pointers, "did you mean"). Engine errors never carry
+their SQL to the caller (it may hold condition values), and unexpected errors answer a
+bare 500 while the detail goes to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from segmenta.errors import Conflict, EngineError, NotFound, PermissionDenied, RejectedInput, SegmentaError, Unauthenticated
+
+log = logging.getLogger("segmenta.api")
+
+#: Most specific first: the first class an exception is an instance of decides.
+STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (Unauthenticated, 401, "unauthenticated"),
+    (PermissionDenied, 403, "denied"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (RejectedInput, 422, "rejected"),
+    (SegmentaError, 500, "error"),
+)
+HTTP_TYPES = {401: "Unauthenticated", 403: "PermissionDenied", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict", 422: "RejectedInput"}
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """(HTTP status, audit outcome) of an exception."""
+    for cls, status, outcome in STATUS:
+        if isinstance(exc, cls):
+            return status, outcome
+    return 500, "error"
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    problems: list[dict[str, str]] = []
+    if isinstance(exc, RejectedInput):
+        problems = [{"where": p.where, "message": p.message} for p in exc.problems]
+        message = str(exc)
+    elif isinstance(exc, EngineError):
+        message = str(exc).split("\n-- while running:")[0]
+    elif isinstance(exc, SegmentaError):
+        message = str(exc)
+    else:
+        message = "internal error; see the service log"
+    return {"error": {"type": type(exc).__name__ if isinstance(exc, SegmentaError) else "InternalError", "message": message, "problems": problems}}
+
+
+def _json(status: int, body: dict[str, Any]) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _segmenta(_request: Request, exc: Exception) -> JSONResponse:
+    status, _ = status_of(exc)
+    if status == 500:
+        log.error("%s: %s", type(exc).__name__, str(exc).split("\n-- while running:")[0])
+    return _json(status, error_body(exc))
+
+
+async def _validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            where = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in loc[1:]) if loc[0] == "body" else f"{loc[0]}: {'.'.join(loc[1:])}"
+        else:
+            where = "/".join(loc)
+        problems.append({"where": where, "message": str(err.get("msg", "invalid"))})
+    message = "\n".join(f"{p['where']}: {p['message']}" for p in problems)
+    return _json(422, {"error": {"type": "RejectedInput", "message": message, "problems": problems}})
+
+
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = HTTP_TYPES.get(exc.status_code, "HTTPError")
+    return _json(exc.status_code, {"error": {"type": kind, "message": str(exc.detail), "problems": []}})
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected %s", type(exc).__name__, exc_info=exc)
+    return _json(500, error_body(exc))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(SegmentaError, _segmenta)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,103 @@
+"""Unsaved definitions: validate, estimate (a count, on every edit in the builder), preview, SQL, evaluate.
+
+Each definition is first checked against the model the user may see: for a PII-restricted
+user PII columns do not exist, so a condition on one is rejected (422) with its JSON pointer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlglot import exp
+
+from segmenta.errors import DefinitionError
+from segmenta.interfaces.api.auth import Ctx, Read
+from segmenta.interfaces.api.views import choose_columns
+from segmenta.model.definition import Definition
+from segmenta.model.validate import parse_definition
+
+router = APIRouter(prefix="/api/definitions", tags=["definitions"])
+
+
+class DefinitionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    definition: Any
+    as_of: str | None = None
+
+
+class PreviewBody(DefinitionBody):
+    limit: int = Field(10, ge=0, le=1000)
+    columns: list[str] | None = None
+    show_pii: bool = False
+
+
+class SqlBody(DefinitionBody):
+    dialect: str = "duckdb"
+
+
+class EvaluateBody(DefinitionBody):
+    limit: int | None = Field(None, ge=0)
+
+
+def checked(ctx: Ctx, raw: Any) -> Definition:
+    """The definition (a JSON object, never a file name) validated against the model the user may see.
+
+    The visible model is a subset of the full one, so the typed definition compiles against the full model.
+    """
+    return parse_definition(raw, ctx.model)
+
+
+def count_query(ctx: Ctx, defn: Definition, as_of: str | None) -> exp.Select:
+    """``SELECT count(*)`` over the member query (no ordering, no keys fetched)."""
+    query = ctx.ws.compile(defn, as_of=as_of)
+    query.set("order", None)
+    return exp.select(exp.Count(this=exp.Star())).from_(query.subquery("m"))
+
+
+@router.post("/validate")
+def validate(ctx: Read, body: DefinitionBody) -> dict[str, Any]:
+    """Every problem with its JSON pointer; 200 either way (``ok`` says which)."""
+    try:
+        defn = checked(ctx, body.definition)
+        ctx.ws.compile(defn, as_of=body.as_of)  # in_segment references resolve at compile time
+    except DefinitionError as exc:
+        return {"ok": False, "problems": [{"where": p.where, "message": p.message} for p in exc.problems]}
+    return {"ok": True, "problems": []}
+
+
+@router.post("/estimate")
+def estimate(ctx: Read, body: DefinitionBody) -> dict[str, Any]:
+    """The member count now (or at ``as_of``), and how long it took."""
+    start = time.perf_counter()
+    defn = checked(ctx, body.definition)
+    count = ctx.ws.engine.run(count_query(ctx, defn, body.as_of)).column(0)[0].as_py()
+    return {"count": int(count), "elapsed_ms": round((time.perf_counter() - start) * 1000, 2)}
+
+
+@router.post("/preview")
+def preview(ctx: Read, body: PreviewBody) -> dict[str, Any]:
+    """The count and the first members with chosen columns; PII masked unless ``show_pii`` (never for restricted users)."""
+    defn = checked(ctx, body.definition)
+    columns = choose_columns(ctx.model, defn.audience, body.columns) if body.columns else None
+    result = ctx.ws.preview(defn, limit=body.limit, columns=columns, show_pii=body.show_pii and not ctx.restricted, as_of=body.as_of)
+    return {"count": result.count, "columns": result.columns, "rows": result.rows, "masked": result.masked}
+
+
+@router.post("/sql")
+def sql(ctx: Read, body: SqlBody) -> dict[str, Any]:
+    """The member query in any sqlglot dialect."""
+    defn = checked(ctx, body.definition)
+    return {"sql": ctx.ws.sql(defn, dialect=body.dialect, as_of=body.as_of), "dialect": body.dialect}
+
+
+@router.post("/evaluate")
+def evaluate(ctx: Read, body: EvaluateBody) -> dict[str, Any]:
+    """The member keys ascending (``segment evaluate``); ``limit`` caps the keys returned, not the count."""
+    defn = checked(ctx, body.definition)
+    result = ctx.ws.evaluate(defn, as_of=body.as_of)
+    keys = result.keys if body.limit is None else result.keys[: body.limit]
+    return {"count": result.count, "key": result.key, "keys": keys, "as_of": result.as_of.isoformat()}
+

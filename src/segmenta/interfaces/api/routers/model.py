@@ -1,0 +1,71 @@
+"""The data model and table rows (PII left out for restricted users, masked for others unless asked)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, UploadFile
+from sqlglot import exp
+
+from segmenta.errors import NotFound, Problem, RejectedInput
+from segmenta.interfaces.api.auth import LoadTable, Read
+from segmenta.interfaces.api.views import choose_columns, mask_rows, model_json, split_columns
+from segmenta.model.schema import hint
+
+router = APIRouter(prefix="/api", tags=["model"])
+
+
+@router.get("/model")
+def get_model(ctx: Read) -> dict[str, Any]:
+    """What the builder offers: tables, columns, paths, related, measures, operators."""
+    return model_json(ctx.model)
+
+
+def _table(ctx: Any, table: str) -> None:
+    if table not in ctx.model.tables:
+        raise NotFound([Problem(table, f"unknown table{hint(table, ctx.model.tables)}; tables: {', '.join(ctx.model.tables)}")])
+
+
+@router.get("/tables/{table}/rows")
+def table_rows(
+    ctx: Read,
+    table: str,
+    limit: int = Query(20, ge=0, le=1000),
+    offset: int = Query(0, ge=0),
+    columns: str | None = None,
+    show_pii: bool = False,
+) -> dict[str, Any]:
+    """A page of a table's rows by key; ``columns`` comma-separated (default all the user may see)."""
+    _table(ctx, table)
+    chosen = choose_columns(ctx.model, table, split_columns(columns))
+    key = ctx.model.table(table).key
+    q = (
+        exp.select(*[exp.column(c, quoted=True) for c in chosen])
+        .from_(exp.Table(this=exp.to_identifier(table, quoted=True)))
+        .order_by(exp.column(key, quoted=True))
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = ctx.ws.engine.run(q).to_pylist()
+    total = ctx.ws.engine.run(exp.select(exp.Count(this=exp.Star())).from_(exp.Table(this=exp.to_identifier(table, quoted=True)))).column(0)[0].as_py()
+    masked = mask_rows(ctx.model, table, chosen, rows, show_pii=show_pii and not ctx.restricted)
+    return {"table": table, "total": total, "columns": chosen, "rows": rows, "masked": masked}
+
+
+@router.post("/tables/{table}/load")
+def load_table(ctx: LoadTable, table: str, file: UploadFile) -> dict[str, Any]:
+    """Replace a table's rows with an uploaded .csv or .parquet file (checked whole first, as ``segmenta load``)."""
+    _table(ctx, table)
+    suffix = Path(file.filename or "").suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise RejectedInput([Problem("file", f"must be a .csv or .parquet file, not {file.filename!r}")])
+    with tempfile.TemporaryDirectory(prefix="segmenta-load-") as tmp:
+        path = Path(tmp) / f"{table}{suffix}"
+        with path.open("wb") as fh:
+            shutil.copyfileobj(file.file, fh)
+        rows = ctx.ws.load(table, path)
+    ctx.audit_detail = f"{rows} rows"
+    return {"table": table, "rows": rows}
