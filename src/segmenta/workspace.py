@@ -84,8 +84,9 @@ class Workspace:
         self.model = model
         self.engine = engine
         self.config = config
-        #: Resolves ``in_segment``; the segment store plugs in here.
-        self.segment_source: SegmentSource | None = None
+        #: Resolves ``in_segment``: by default the stored membership of a live saved segment
+        #: (segmenta.services.segments; the store is opened on first use).
+        self.segment_source: SegmentSource | None = _saved_segments(self)
 
     # -- opening ---------------------------------------------------------------
 
@@ -271,3 +272,12 @@ def _empty(table: Any) -> pa.Table:
     from segmenta.services.loading import arrow_schema
 
     return arrow_schema(table).empty_table()
+
+
+def _saved_segments(ws: Workspace) -> SegmentSource:
+    def source(name: str, table: str) -> exp.Query:
+        from segmenta.services.segments import stored_segment_source
+
+        return stored_segment_source(ws, name, table)
+
+    return source

@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 class _State:
     workspace: Path | None = None
+    store: str | None = None
 
 
 state = _State()
@@ -43,8 +44,13 @@ def _main(
         Path | None,
         typer.Option("--workspace", "-w", help="Workspace directory [default: $SEGMENTA_WORKSPACE or ./segmenta-workspace]"),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Segment store URL, e.g. postgresql://user@host/db [default: $SEGMENTA_STORE_URL, else W/store.sqlite]"),
+    ] = None,
 ) -> None:
     state.workspace = workspace
+    state.store = store
 
 
 def workspace_path() -> Path:
@@ -198,6 +204,8 @@ def main() -> None:
         # click reports usage errors with status 2 already; anything else keeps its code
         raise exc
 
+
+from segmenta.interfaces import cli_segments  # noqa: E402,F401  (registers the saved-segment commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

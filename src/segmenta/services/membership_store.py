@@ -66,7 +66,7 @@ class Membership:
     def _key(self) -> exp.Column:
         return exp.column(self.key, quoted=True)
 
-    def _keys_of(self, table: exp.Table | exp.Expression) -> exp.Select:
+    def _keys_of(self, table: exp.Table | exp.Expr) -> exp.Select:
         return exp.select(self._key()).from_(table.copy())
 
     # -- schema ------------------------------------------------------------------
@@ -75,7 +75,7 @@ class Membership:
         defs = [exp.ColumnDef(this=_ident(c), kind=exp.DataType.build(t, dialect="duckdb")) for c, t in columns]
         return exp.Create(this=exp.Schema(this=table.copy(), expressions=defs), kind="TABLE", exists=not replace, replace=replace)
 
-    def ensure_statements(self) -> list[exp.Expression]:
+    def ensure_statements(self) -> list[exp.Expr]:
         """CREATE SCHEMA / TABLE IF NOT EXISTS for this segment's tables."""
         key_type = SQL_TYPES[self.key_type]
         return [
@@ -123,7 +123,7 @@ class Membership:
         staged = exp.select(exp.column(self.key, table="q", quoted=True)).from_(query.subquery("q"))
         entered = exp.except_(self._keys_of(self.staging), self._keys_of(self.members), distinct=True)
         exited = exp.except_(self._keys_of(self.members), self._keys_of(self.staging), distinct=True)
-        statements: list[exp.Expression] = [
+        statements: list[exp.Expr] = [
             *self.ensure_statements(),
             exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=staged),
             self._history_rows(entered, ENTERED, run_id, at, version),
@@ -139,7 +139,7 @@ class Membership:
         """Add ``keys`` (a query of one key column) to the members; those not yet members are recorded as entered."""
         new = exp.except_(exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k")), self._keys_of(self.members))
         staged = exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=new)
-        statements: list[exp.Expression] = [
+        statements: list[exp.Expr] = [
             *self.ensure_statements(),
             staged,
             self._history_rows(self._keys_of(self.staging), ENTERED, run_id, at, version),
@@ -151,7 +151,7 @@ class Membership:
     def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> None:
         """Remove ``keys`` from the members; those that were members are recorded as exited."""
         gone = exp.intersect(self._keys_of(self.members), exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k")))
-        statements: list[exp.Expression] = [
+        statements: list[exp.Expr] = [
             *self.ensure_statements(),
             exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=gone),
             self._history_rows(self._keys_of(self.staging), EXITED, run_id, at, version),
@@ -207,7 +207,7 @@ class Membership:
         return bool(self.engine.run(q).column(0)[0].as_py())
 
 
-def key_literal(value: Any) -> exp.Expression:
+def key_literal(value: Any) -> exp.Expr:
     """A literal for a key value (int or str)."""
     return exp.Literal.number(value) if isinstance(value, int) and not isinstance(value, bool) else exp.Literal.string(str(value))
 

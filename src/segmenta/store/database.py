@@ -67,6 +67,7 @@ def create_store_engine(url: str) -> Engine:
             cur = dbapi_con.cursor()
             cur.execute("PRAGMA foreign_keys = ON")
             cur.execute("PRAGMA busy_timeout = 60000")
+            cur.execute("PRAGMA journal_mode = WAL")
             cur.close()
 
         return engine

@@ -1,0 +1,364 @@
+"""CLI of saved segments (contract 5.1): ``segmenta segment create|edit|publish|...`` and ``segmenta worker``.
+
+Registered on ``segment_app`` and ``app`` of :mod:`segmenta.interfaces.cli` (imported at its end).
+Besides the contract's commands: ``rename``, ``delete``, ``restore``, ``versions``, ``add`` and
+``remove`` (static lists, by key), ``configure`` (a segment's refresh/expiry settings), ``use`` /
+``unuse`` (register a user such as a journey by hand). ``--json`` prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table as RichTable
+
+from segmenta.errors import RejectedInput
+from segmenta.interfaces.cli import app, err, errors, out, segment_app, state, workspace_path, write_keys
+from segmenta.services.lifecycle_base import RefreshResult
+from segmenta.services.segments import Segments
+
+T = TypeVar("T")
+Name = Annotated[str, typer.Argument(help="Saved segment name")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _store_url() -> str | None:
+    return getattr(state, "store", None)
+
+
+def with_segments(fn: Callable[[Segments], T]) -> T:
+    with errors(), Segments.open(workspace_path(), store_url=_store_url()) as segs:
+        return fn(segs)
+
+
+@contextmanager
+def _busy(what: str) -> Iterator[None]:
+    """A spinner on stderr while a refresh or import runs (silent when stderr is not a terminal)."""
+    with err.status(what):
+        yield
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _say(text: str) -> None:
+    out.print(text, highlight=False, markup=False)
+
+
+def _result(r: RefreshResult, verb: str) -> None:
+    if r.note:
+        _say(f"{r.name}: {r.note}")
+    version = f", version {r.version}" if r.version is not None else ""
+    _say(f"{r.name} {verb}: {r.size} members (+{r.entered} entered, -{r.exited} exited{version})")
+
+
+# -- create and change ------------------------------------------------------------------
+
+
+@segment_app.command("create")
+def create(
+    segment: Annotated[str | None, typer.Argument(help="Definition file (JSON or YAML)")] = None,
+    name: Annotated[str | None, typer.Option(help="Name (default: the definition's \"name\")")] = None,
+    snapshot: Annotated[bool, typer.Option("--snapshot", help="A static snapshot: members fixed when published")] = False,
+    as_list: Annotated[bool, typer.Option("--list", help="An empty static list (needs --audience and --name)")] = False,
+    audience: Annotated[str | None, typer.Option(help="Audience table of a --list")] = None,
+) -> None:
+    """Save a definition as a Draft segment, or create an empty static list."""
+
+    def run(segs: Segments) -> dict[str, Any]:
+        if as_list:
+            if segment is not None or snapshot:
+                raise RejectedInput("--list creates an empty list: give --audience and --name, no definition file or --snapshot")
+            if not audience or not name:
+                raise RejectedInput("--list needs --audience TABLE and --name NAME")
+            return segs.create_list(audience=audience, name=name)
+        if segment is None:
+            raise RejectedInput("give a definition file (or --list --audience TABLE --name NAME)")
+        return segs.create(Path(segment), name=name, snapshot=snapshot)
+
+    info = with_segments(run)
+    _say(f"created {info['kind']} segment {info['name']} ({info['status']}, version {info['version']})")
+
+
+@segment_app.command("edit")
+def edit(name: Name, segment: Annotated[str, typer.Argument(help="Definition file (JSON or YAML)")]) -> None:
+    """Save a new version of the definition (a live dynamic segment is re-evaluated with it)."""
+    with _busy(f"saving {name}"):
+        info = with_segments(lambda s: s.edit(name, Path(segment)))
+    _say(f"{info['name']}: version {info['version']} saved ({info['status']}, {info['size']} members)")
+
+
+@segment_app.command("rename")
+def rename(name: Name, new_name: Annotated[str, typer.Argument(help="New name")]) -> None:
+    """Rename a segment."""
+    with_segments(lambda s: s.rename(name, new_name))
+    _say(f"renamed {name} to {new_name}")
+
+
+@segment_app.command("delete")
+def delete(name: Name) -> None:
+    """Delete a segment (soft: 'segment restore' brings it back)."""
+    with_segments(lambda s: s.delete(name))
+    _say(f"deleted {name} (restore with: segmenta segment restore {name})")
+
+
+@segment_app.command("restore")
+def restore(name: Name) -> None:
+    """Bring back a deleted segment."""
+    info = with_segments(lambda s: s.restore(name))
+    _say(f"restored {name} ({info['status']})")
+
+
+@segment_app.command("configure")
+def configure(
+    name: Name,
+    refresh_minutes: Annotated[int | None, typer.Option(help="Fixed refresh cadence in minutes")] = None,
+    expiry_days: Annotated[int | None, typer.Option(help="Days unused before it expires")] = None,
+    interaction_tables: Annotated[str | None, typer.Option(help="Comma-separated interaction-like tables")] = None,
+) -> None:
+    """Set a segment's own refresh and expiry settings (over segmenta.yaml's)."""
+    settings = {"refresh_minutes": refresh_minutes, "expiry_days": expiry_days, "interaction_tables": interaction_tables}
+    info = with_segments(lambda s: s.configure(name, {k: v for k, v in settings.items() if v is not None}))
+    _say(f"{name}: settings {json.dumps(info['settings'])}; next refresh {info['next_refresh_at']}")
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+@segment_app.command("publish")
+def publish(name: Name) -> None:
+    """Draft -> Live: validate against the current model and evaluate."""
+    with _busy(f"publishing {name}"):
+        r = with_segments(lambda s: s.publish(name))
+    _result(r, "is live")
+
+
+@segment_app.command("refresh")
+def refresh(name: Name) -> None:
+    """Re-evaluate a live dynamic segment now."""
+    with _busy(f"refreshing {name}"):
+        r = with_segments(lambda s: s.refresh(name))
+    if r.run_id is None:
+        _say(f"{r.name}: {r.note}")
+        return
+    _result(r, "refreshed")
+
+
+@segment_app.command("stop")
+def stop(name: Name) -> None:
+    """Live -> Stopped (refused while live segments or journeys use it)."""
+    with_segments(lambda s: s.stop(name))
+    _say(f"{name} stopped")
+
+
+@segment_app.command("activate")
+def activate(
+    name: Name,
+    status_reason: Annotated[str, typer.Option("--status-reason", help="draft or ready")],
+) -> None:
+    """Set to draft, or ready (go live); an expired segment goes to draft first."""
+    info = with_segments(lambda s: s.activate(name, status_reason))
+    _say(f"{name} is {info['status']} ({info['size']} members)")
+
+
+@segment_app.command("use")
+def use(
+    name: Name,
+    kind: Annotated[str, typer.Option(help="Kind of user: journey, destination, work_assignment")] = "journey",
+    user: Annotated[str, typer.Option(help="The user's name")] = "",
+    role: Annotated[str, typer.Option(help="Role, e.g. entry, exclusion, exit")] = "",
+) -> None:
+    """Record that something (a journey...) uses a live segment."""
+    from segmenta.services.usages import register_usage
+
+    with_segments(lambda s: register_usage(s, name, kind=kind, user=user, role=role))
+    _say(f"{name} is used by {kind} {user}")
+
+
+@segment_app.command("unuse")
+def unuse(
+    name: Name,
+    kind: Annotated[str, typer.Option(help="Kind of user")] = "journey",
+    user: Annotated[str, typer.Option(help="The user's name")] = "",
+    role: Annotated[str, typer.Option(help="Role")] = "",
+) -> None:
+    """Record that a user stopped using a segment."""
+    from segmenta.services.usages import unregister_usage
+
+    with_segments(lambda s: unregister_usage(s, name, kind=kind, user=user, role=role))
+    _say(f"{name} is no longer used by {kind} {user}")
+
+
+# -- members ------------------------------------------------------------------------------
+
+
+@segment_app.command("members")
+def members(
+    name: Name,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the member keys to this CSV")] = None,
+) -> None:
+    """The stored members (no re-evaluation); prints 'N members' last."""
+    key, keys = with_segments(lambda s: s.members(name))
+    if out_file is not None:
+        with errors():
+            write_keys(out_file, key, keys)
+    _say(f"{len(keys)} members")
+
+
+@segment_app.command("add")
+def add(name: Name, keys: Annotated[list[str], typer.Argument(help="Record keys")]) -> None:
+    """Add records to a static list by key."""
+    _result(with_segments(lambda s: s.add(name, keys)), "updated")
+
+
+@segment_app.command("remove")
+def remove(name: Name, keys: Annotated[list[str], typer.Argument(help="Record keys")]) -> None:
+    """Remove records from a static list by key."""
+    _result(with_segments(lambda s: s.remove(name, keys)), "updated")
+
+
+@segment_app.command("import-csv")
+def import_csv_cmd(
+    name: Name,
+    file: Annotated[Path, typer.Argument(help="CSV with a header and an email (or emailaddress1) column")],
+    not_found: Annotated[Path | None, typer.Option("--not-found", help="Write the rows not found here (CSV)")] = None,
+    as_json: Json = False,
+) -> None:
+    """Add the active records whose email matches the file's to a static list."""
+    from rich.progress import Progress
+
+    from segmenta.services.csvimport import STEPS, import_csv
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("importing", total=len(STEPS))
+
+        def step(what: str) -> None:
+            progress.update(task, description=what, completed=STEPS.index(what))
+
+        result = with_segments(lambda s: import_csv(s, name, file, not_found=not_found, progress=step))
+    if as_json:
+        _echo_json(result.to_json())
+        return
+    _say(f"read {result.read}, found {result.found}, not found {result.not_found}, duplicates {result.duplicates}")
+    _say(f"{result.members} members")
+
+
+# -- inspection ---------------------------------------------------------------------------
+
+
+@segment_app.command("list")
+def list_cmd(
+    as_json: Json = False, deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted segments")] = False
+) -> None:
+    """Saved segments with status, kind, version and size."""
+    rows = with_segments(lambda s: s.list(deleted=deleted))
+    if as_json:
+        _echo_json(rows)
+        return
+    table = RichTable("name", "status", "kind", "audience", "version", "size", "next refresh")
+    for r in rows:
+        kind = r["static_type"] or r["kind"]
+        table.add_row(r["name"] + (" (deleted)" if r["deleted"] else ""), r["status"], kind, r["audience"], str(r["version"]),
+                      str(r["size"]), r["next_refresh_at"] or "")
+    out.print(table)
+
+
+@segment_app.command("show")
+def show(
+    name: Name,
+    as_json: Json = False,
+    version: Annotated[int | None, typer.Option(help="Print this saved version's definition")] = None,
+) -> None:
+    """One segment's status, kind, version, size and schedule (or a version's definition)."""
+
+    def run(segs: Segments) -> dict[str, Any]:
+        info = segs.show(name)
+        versions = segs.versions(name)
+        wanted = version if version is not None else info["version"]
+        match = [v for v in versions if v["version"] == wanted]
+        if not match:
+            raise RejectedInput(f"--version: {name} has versions 1..{info['version']}, not {wanted}")
+        info["definition"] = match[0]["definition"]
+        return info
+
+    info = with_segments(run)
+    if as_json or version is not None:
+        _echo_json(info if as_json else info["definition"])
+        return
+    table = RichTable("field", "value", show_header=False)
+    for k, v in info.items():
+        if k != "definition":
+            table.add_row(k, "" if v is None else str(v))
+    out.print(table)
+
+
+@segment_app.command("versions")
+def versions(name: Name, as_json: Json = False) -> None:
+    """Every saved version of a segment's definition."""
+    rows = with_segments(lambda s: s.versions(name))
+    if as_json:
+        _echo_json(rows)
+        return
+    table = RichTable("version", "saved at", "definition")
+    for r in rows:
+        table.add_row(str(r["version"]), r["created_at"] or "", json.dumps(r["definition"])[:80])
+    out.print(table)
+
+
+@segment_app.command("history")
+def history(
+    name: Name,
+    record: Annotated[str | None, typer.Option("--record", help="One record's entries and exits")] = None,
+    as_json: Json = False,
+) -> None:
+    """Sizes over time (each refresh with who entered and exited), or one record's history."""
+
+    def run(segs: Segments) -> list[dict[str, Any]]:
+        if record is None:
+            return segs.history(name)
+        seg = segs._detached(name)
+        return segs.record_history(name, segs.parse_keys(seg.audience, [record])[0])
+
+    rows = with_segments(run)
+    if as_json:
+        _echo_json(rows)
+        return
+    cols = ["at", "change", "version", "refresh"] if record is not None else ["refresh", "at", "trigger", "status", "version", "size", "entered", "exited"]
+    table = RichTable(*cols)
+    for r in rows:
+        table.add_row(*["" if r[c] is None else str(r[c]) for c in cols])
+    out.print(table)
+
+
+@app.command("worker")
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes")] = 60.0,
+) -> None:
+    """Run due refreshes (dependency order) and expiry checks; several workers may share a PostgreSQL store."""
+    import time
+
+    from segmenta.services.worker import Worker
+
+    with errors():
+        w = Worker(workspace_path(), store_url=_store_url())
+        try:
+            while True:
+                report = w.run_once()
+                for r in report.refreshed:
+                    _say(f"refreshed {r.name}: {r.size} members (+{r.entered} -{r.exited})")
+                for n in report.expired:
+                    _say(f"expired {n}")
+                for n, why in report.failed:
+                    err.print(f"failed {n}: {why}", markup=False, highlight=False)
+                if once:
+                    break
+                time.sleep(interval)
+        finally:
+            w.close()

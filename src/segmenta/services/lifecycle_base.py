@@ -1,0 +1,198 @@
+"""The shared core of :class:`segmenta.services.segments.Segments`: lookup, evaluation into the
+stored membership, list changes, the ``in_segment`` source and the audit trail."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlglot import exp
+
+from segmenta import clock
+from segmenta.errors import DefinitionError, EngineError, NotFound, Problem, RejectedInput
+from segmenta.model.schema import ColumnType, hint
+from segmenta.model.validate import parse_definition
+from segmenta.services.membership_store import Membership
+from segmenta.services.segment_config import SegmentConfig
+from segmenta.services.segment_views import SegmentViews
+from segmenta.store.database import Store
+from segmenta.store.models import AuditEntry, RefreshRun, Segment, SegmentVersion
+from segmenta.workspace import Workspace
+
+#: Test-only hook: a path; a refresh creates it inside its engine transaction, then hangs (to be killed).
+HANG_ENV = "SEGMENTA_TEST_HANG_IN_REFRESH"
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What one evaluation or membership change did (``note`` explains a no-op)."""
+
+    name: str
+    size: int
+    entered: int
+    exited: int
+    version: int | None
+    run_id: int | None
+    note: str = ""
+
+
+def open_workspace(path: str | Path | None, *, wait: float | None = None) -> Workspace:
+    """Open a workspace, retrying while another process holds the DuckDB file (single writer)."""
+    deadline = time.monotonic() + (wait if wait is not None else float(os.environ.get("SEGMENTA_LOCK_WAIT", "30")))
+    delay = 0.05
+    while True:
+        try:
+            return Workspace.open(path)
+        except Exception as exc:  # duckdb.IOException: Could not set lock on file
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+class SegmentsBase(SegmentViews):
+    """A workspace (model + engine) and its metadata store."""
+
+    def __init__(self, ws: Workspace, store: Store) -> None:
+        self.ws = ws
+        self.store = store
+        self.config = SegmentConfig.from_workspace(ws.config)
+        ws.segment_source = self.source
+
+    # -- lookup -------------------------------------------------------------------------
+
+    def _get(self, s: Session, name: str) -> Segment:
+        seg = s.scalar(select(Segment).where(Segment.name == name, Segment.deleted_at.is_(None)))
+        if seg is None:
+            names = s.scalars(select(Segment.name).where(Segment.deleted_at.is_(None))).all()
+            raise NotFound([Problem(name, f"no saved segment has this name{hint(name, names)}")])
+        return seg
+
+    def _snapshot_of(self, name: str) -> Segment:
+        """The segment row, detached (readable after the session)."""
+        with self.store.session() as s:
+            return self._get(s, name)
+
+    def _snapshot(self, seg: Segment) -> Segment:
+        return seg
+
+    def _definition(self, s: Session, seg: Segment, version: int) -> dict[str, Any] | None:
+        row = s.scalar(select(SegmentVersion).where(SegmentVersion.segment_id == seg.id, SegmentVersion.version == version))
+        if row is None:
+            raise NotFound([Problem(seg.name, f"has no version {version} (versions 1..{seg.current_version})")])
+        return row.definition
+
+    def membership(self, seg: Segment) -> Membership:
+        table = self.ws.model.table(seg.audience)
+        return Membership(self.ws.engine, seg.id, table.key, table.column(table.key).type)
+
+    def _audit(self, s: Session, seg: Segment | None, action: str, detail: str) -> None:
+        s.add(AuditEntry(at=clock.now(), segment_id=seg.id if seg else None, action=action, detail=detail))
+
+    def source(self, name: str, table: str) -> exp.Query:
+        """Resolves ``in_segment``: the stored members of a LIVE segment of audience ``table``."""
+        with self.store.session() as s:
+            seg = s.scalar(select(Segment).where(Segment.name == name, Segment.deleted_at.is_(None)))
+            names = s.scalars(select(Segment.name).where(Segment.deleted_at.is_(None))).all()
+        where = f"in_segment {name!r}"
+        if seg is None:
+            raise DefinitionError([Problem(where, f"no saved segment has this name{hint(name, names)}")])
+        if seg.status != "live":
+            raise DefinitionError([Problem(where, f"is {seg.status}; in_segment reads only live segments (publish it first)")])
+        if seg.audience != table:
+            raise DefinitionError([Problem(where, f"is a segment of {seg.audience!r}, not {table!r}")])
+        return self.membership(seg).source()
+
+    def parse_keys(self, audience: str, raw: list[str]) -> list[Any]:
+        """Record keys typed like the audience's key column (exit 2 naming a bad one)."""
+        table = self.ws.model.table(audience)
+        if table.column(table.key).type is not ColumnType.INTEGER:
+            return [str(k) for k in raw]
+        bad = [k for k in raw if not str(k).strip().lstrip("-").isdigit()]
+        if bad:
+            raise RejectedInput([Problem(k, f"is not a {audience} key ({table.key} is an integer)") for k in bad])
+        return [int(k) for k in raw]
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def _evaluate(self, seg_id: int, *, trigger: str) -> RefreshResult:
+        """Evaluate the current version into the stored membership; status live (or error, then raise)."""
+        with self.store.session() as s:
+            seg = s.get(Segment, seg_id)
+            assert seg is not None
+            version = seg.current_version
+            raw = self._definition(s, seg, version)
+        defn = parse_definition(raw, self.ws.model)
+        query = self._compile(defn)  # type: ignore[attr-defined]
+        at = clock.now()
+        run_id = self._start_run(seg, version, trigger, at)
+        m = self.membership(seg)
+        try:
+            m.replace(query, run_id=run_id, at=at, version=version, before_commit=_test_hang)
+            entered, exited = m.changes(run_id)
+            size = m.size()
+        except EngineError as exc:
+            self._fail_run(seg_id, run_id, exc)
+            raise
+        with self.store.session() as s:
+            seg = s.get(Segment, seg_id)
+            assert seg is not None
+            self._finish_run(s, run_id, size, entered, exited)
+            seg.status, seg.status_reason = "live", "ready"
+            seg.size, seg.live_version, seg.last_refresh_at = size, version, at
+            seg.next_refresh_at = at + self._cadence(s, seg) if seg.kind == "dynamic" else None  # type: ignore[attr-defined]
+        return RefreshResult(seg.name, size, entered, exited, version, run_id)
+
+    def change_members(self, seg: Segment, keys: exp.Query, action: str) -> RefreshResult:
+        """Add (``add``/``import``) or remove (``remove``) keys of a static list, with history."""
+        at = clock.now()
+        run_id = self._start_run(seg, None, action, at)
+        m = self.membership(seg)
+        try:
+            (m.remove if action == "remove" else m.add)(keys, run_id=run_id, at=at, version=None)
+            entered, exited = m.changes(run_id)
+            size = m.size()
+        except EngineError as exc:
+            self._fail_run(seg.id, run_id, exc, keep_status=True)
+            raise
+        with self.store.session() as s:
+            row = s.get(Segment, seg.id)
+            assert row is not None
+            self._finish_run(s, run_id, size, entered, exited)
+            row.size, row.last_refresh_at, row.updated_at = size, at, at
+        return RefreshResult(seg.name, size, entered, exited, None, run_id)
+
+    def _start_run(self, seg: Segment, version: int | None, trigger: str, at: Any) -> int:
+        with self.store.session() as s:
+            run = RefreshRun(segment_id=seg.id, version=version, trigger=trigger, started_at=at, status="running")
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def _finish_run(self, s: Session, run_id: int, size: int, entered: int, exited: int) -> None:
+        run = s.get(RefreshRun, run_id)
+        assert run is not None
+        run.status, run.finished_at, run.size, run.entered, run.exited = "done", clock.now(), size, entered, exited
+
+    def _fail_run(self, seg_id: int, run_id: int, exc: Exception, *, keep_status: bool = False) -> None:
+        message = str(exc).splitlines()[0][:500]
+        with self.store.session() as s:
+            run = s.get(RefreshRun, run_id)
+            seg = s.get(Segment, seg_id)
+            assert run is not None and seg is not None
+            run.status, run.finished_at, run.message = "error", clock.now(), message
+            if not keep_status:
+                seg.status, seg.status_reason = "error", message
+            self._audit(s, seg, "error", message)
+
+
+def _test_hang() -> None:
+    marker = os.environ.get(HANG_ENV)
+    if marker:
+        Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+        time.sleep(600)
