@@ -117,7 +117,7 @@ class Users:
     def list_users(self) -> list[dict[str, Any]]:
         with self.store.session() as s:
             users = s.scalars(select(User).order_by(User.username)).all()
-            counts = dict(s.execute(select(ApiToken.user_id, func.count()).group_by(ApiToken.user_id)).tuples().all())
+            counts = {uid: n for uid, n in s.execute(select(ApiToken.user_id, func.count()).group_by(ApiToken.user_id))}
             return [self._json(u, counts.get(u.id, 0)) for u in users]
 
     def get_user(self, username: str) -> dict[str, Any]:
