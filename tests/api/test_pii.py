@@ -1,0 +1,131 @@
+"""PII restriction, enforced by the server: a restricted user never sees a PII column
+(email, birthdate in the conformance model) and cannot build a condition on one."""
+
+from __future__ import annotations
+
+import io
+
+from tests.api.conftest import GOLD, Api
+
+ANN_EMAIL = "ann@northwind.example"  # contact 1, Gold
+ANN_BIRTHDATE = "1985-03-02"
+BY_EMAIL = {"audience": "contact", "groups": [{"where": {"attribute": "email", "op": "eq", "value": ANN_EMAIL}}]}
+
+
+def test_model_listing_omits_pii_columns(api: Api) -> None:
+    full = api.call("marketer", "GET", "/api/model").json()["tables"]["contact"]["columns"]
+    seen = api.call("restricted", "GET", "/api/model").json()
+    assert full["email"]["pii"] is True and "birthdate" in full
+    cols = seen["tables"]["contact"]["columns"]
+    assert "email" not in cols and "birthdate" not in cols
+    assert not any(c["pii"] for t in seen["tables"].values() for c in t["columns"].values())
+    assert "tier" in cols and "donotemail" in cols
+
+
+def test_table_rows_leave_pii_out_for_restricted_and_mask_it_for_others(api: Api) -> None:
+    restricted = api.call("restricted", "GET", "/api/tables/contact/rows", params={"show_pii": "true"})
+    assert restricted.status_code == 200
+    assert "email" not in restricted.json()["columns"] and ANN_EMAIL not in restricted.text and ANN_BIRTHDATE not in restricted.text
+    other = api.call("marketer", "GET", "/api/tables/contact/rows").json()
+    assert other["rows"][0]["email"] == "***" and set(other["masked"]) == {"email", "birthdate"}
+    shown = api.call("marketer", "GET", "/api/tables/contact/rows", params={"show_pii": "true"}).json()
+    assert shown["rows"][0]["email"] == ANN_EMAIL and shown["masked"] == []
+    asked = api.call("restricted", "GET", "/api/tables/contact/rows", params={"columns": "tier,email"})
+    assert asked.status_code == 422 and asked.json()["error"]["problems"][0]["where"] == "/columns"
+
+
+def test_preview_never_shows_pii_to_restricted(api: Api) -> None:
+    default = api.call("restricted", "POST", "/api/definitions/preview", json={"definition": GOLD, "show_pii": True})
+    assert default.status_code == 200
+    assert "email" not in default.json()["columns"] and ANN_EMAIL not in default.text
+    asked = api.call("restricted", "POST", "/api/definitions/preview", json={"definition": GOLD, "columns": ["email"], "show_pii": True})
+    assert asked.status_code == 422
+    assert asked.json()["error"]["problems"] == [{"where": "/columns", "message": "'contact' has no column 'email' (did you mean 'donotemail'?)"}]
+    unrestricted = api.call("viewer", "POST", "/api/definitions/preview", json={"definition": GOLD, "columns": ["email"], "show_pii": True})
+    assert unrestricted.json()["rows"][0]["email"] == ANN_EMAIL
+
+
+def test_members_and_export_leave_pii_out(api: Api) -> None:
+    page = api.call("restricted", "GET", "/api/segments/Gold/members", params={"columns": "tier,country"})
+    assert page.status_code == 200 and page.json()["keys"] == [1, 3]
+    for path in ("/api/segments/Gold/members", "/api/segments/Gold/members.csv"):
+        refused = api.call("restricted", "GET", path, params={"columns": "email", "show_pii": "true"})
+        assert refused.status_code == 422, path
+        assert ANN_EMAIL not in refused.text
+    export = api.call("restricted", "GET", "/api/segments/Gold/members.csv", params={"columns": "tier"})
+    assert export.text.splitlines() == ["contactid,tier", "1,Gold", "3,Gold"]
+    plain = api.call("restricted", "GET", "/api/segments/Gold/members.csv")
+    assert plain.text.splitlines() == ["contactid", "1", "3"]
+    masked = api.call("marketer", "GET", "/api/segments/Gold/members.csv", params={"columns": "email"})
+    assert masked.text.splitlines()[1] == "1,***"
+
+
+def test_a_condition_on_pii_is_rejected_with_its_pointer(api: Api) -> None:
+    definition = {
+        "audience": "contact",
+        "groups": [
+            {"where": {"attribute": "tier", "op": "eq", "value": "Gold"}},
+            {"link": "and_also", "where": {"all": [{"attribute": "country", "op": "eq", "value": "UK"}, {"attribute": "email", "op": "is_not_empty"}]}},
+        ],
+    }
+    for path in ("/api/definitions/estimate", "/api/definitions/preview", "/api/definitions/sql", "/api/definitions/evaluate"):
+        response = api.call("restricted", "POST", path, json={"definition": definition})
+        assert response.status_code == 422, path
+        assert response.json()["error"]["problems"] == [
+            {"where": "/groups/1/where/all/1", "message": "table 'contact' has no attribute 'email' (did you mean 'donotemail'?)"}
+        ]
+    assert api.call("marketer", "POST", "/api/definitions/estimate", json={"definition": definition}).json()["count"] == 1
+    check = api.call("restricted", "POST", "/api/definitions/validate", json={"definition": definition}).json()
+    assert check["ok"] is False and check["problems"][0]["where"] == "/groups/1/where/all/1"
+
+
+def test_pii_is_unreachable_over_paths_and_related_records(api: Api) -> None:
+    over_path = {"audience": "order", "groups": [{"where": {"path": ["contact"], "attribute": "birthdate", "op": "before", "value": "2000-01-01"}}]}
+    related = {"audience": "contact", "groups": [{"where": {"related": "leads", "where": {"path": ["contact"], "attribute": "email",
+                                                                                          "op": "contains", "value": "@"}}}]}
+    for definition, where in ((over_path, "/groups/0/where"), (related, "/groups/0/where/where")):
+        response = api.call("restricted", "POST", "/api/definitions/estimate", json={"definition": definition})
+        assert response.status_code == 422
+        assert response.json()["error"]["problems"][0]["where"] == where
+        assert api.call("marketer", "POST", "/api/definitions/estimate", json={"definition": definition}).status_code == 200
+
+
+def test_hints_never_name_a_pii_column(api: Api) -> None:
+    typo = {"audience": "contact", "groups": [{"where": {"attribute": "birthdat", "op": "is_empty"}}]}
+    assert "birthdate" in api.call("marketer", "POST", "/api/definitions/validate", json={"definition": typo}).text
+    assert "birthdate" not in api.call("restricted", "POST", "/api/definitions/validate", json={"definition": typo}).text
+
+
+def test_saved_definitions_show_pii_values_masked(api: Api) -> None:
+    assert api.call("admin", "POST", "/api/segments", json={"definition": BY_EMAIL, "name": "Ann"}).status_code == 201
+    for path in ("/api/segments/Ann", "/api/segments/Ann/versions", "/api/segments/Ann/versions/1"):
+        seen = api.call("restricted", "GET", path)
+        assert seen.status_code == 200 and ANN_EMAIL not in seen.text, path
+    shown = api.call("restricted", "GET", "/api/segments/Ann").json()["definition"]
+    assert shown["groups"][0]["where"]["value"] == "***"
+    assert api.call("admin", "GET", "/api/segments/Ann").json()["definition"]["groups"][0]["where"]["value"] == ANN_EMAIL
+    # what the restricted user sees cannot be saved back: the PII column does not exist for them
+    edit = api.call("restricted", "PUT", "/api/segments/Ann", json={"definition": shown})
+    assert edit.status_code == 422 and "has no attribute 'email'" in edit.text
+    assert api.call("admin", "GET", "/api/segments/Ann").json()["version"] == 1
+
+
+def test_restricted_creates_are_rejected_and_change_nothing(api: Api) -> None:
+    response = api.call("restricted", "POST", "/api/segments", json={"definition": BY_EMAIL, "name": "Sneaky"})
+    assert response.status_code == 422 and ANN_EMAIL not in response.text
+    assert "Sneaky" not in [s["name"] for s in api.call("admin", "GET", "/api/segments").json()]
+
+
+def test_import_not_found_rows_are_not_offered_to_restricted(api: Api) -> None:
+    csv_bytes = b"email\nann@northwind.example\nstranger@example.com\n"
+    mine = api.call("restricted", "POST", "/api/segments/List/import-csv", files={"file": ("in.csv", io.BytesIO(csv_bytes), "text/csv")})
+    assert mine.status_code == 200
+    body = mine.json()
+    assert (body["read"], body["found"], body["not_found"], body["members"]) == (2, 1, 1, 1)
+    assert body["not_found_url"] is None and "stranger@example.com" not in mine.text
+    theirs = api.call("marketer", "POST", "/api/segments/List/import-csv", files={"file": ("in.csv", io.BytesIO(csv_bytes), "text/csv")})
+    url = theirs.json()["not_found_url"]
+    assert api.call("marketer", "GET", url).text.splitlines() == ["email", "stranger@example.com"]
+    assert api.call("restricted", "GET", url).status_code == 403
+    assert api.call("viewer", "GET", url).status_code == 403
+    assert api.call("admin", "GET", url).status_code == 200
