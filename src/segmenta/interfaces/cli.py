@@ -51,6 +51,9 @@ def _main(
 ) -> None:
     state.workspace = workspace
     state.store = store
+    from segmenta.store import database  # the store URL also reaches in_segment lookups of plain evaluations
+
+    database.override_url = store
 
 
 def workspace_path() -> Path:
