@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from segmenta.interfaces.cli import app, errors, out, workspace_path
+from segmenta.interfaces.cli import app, errors, workspace_path
 
 
 def first_start_message(username: str, password: str, token: str, url: str) -> str:
@@ -42,7 +42,7 @@ def serve(
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/"
     if first is not None:
-        out.print(first_start_message(first.username, first.password, first.token, url), highlight=False, markup=False)
-    out.print(f"segmenta serving {service.ws.path} at {url} (API docs: {url}docs)", highlight=False, markup=False)
+        typer.echo(first_start_message(first.username, first.password, first.token, url))  # plain: no wrapping of secrets
+    typer.echo(f"segmenta serving {service.ws.path} at {url} (API docs: {url}docs)")
     logging.getLogger("segmenta").setLevel(logging.WARNING)
     uvicorn.run(create_app(service=service), host=host, port=port, log_level=log_level)

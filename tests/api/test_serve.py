@@ -1,0 +1,99 @@
+"""``segmenta serve`` for real: uvicorn in a subprocess on loopback, called over HTTP with httpx.
+
+Also the first start: the admin's password and token are printed once, and never again.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+import segmenta
+from tests.api.conftest import GOLD
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(workspace: Path) -> Iterator[tuple[str, list[str]]]:
+    """Run ``segmenta serve`` until the block ends; yields (base URL, the output lines so far)."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "segmenta", "--workspace", str(workspace), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "".join(lines)
+            try:
+                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start:\n" + "".join(lines)
+            time.sleep(0.1)
+        yield base, lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def workspace(conformance_dir: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "ws"
+    ws = segmenta.Workspace.init(path, model=conformance_dir / "model.yaml")
+    for csv_file in sorted((conformance_dir / "data").glob("*.csv")):
+        ws.load(csv_file.stem, csv_file)
+    ws.close()
+    return path
+
+
+def test_serve_on_loopback_prints_the_first_admin_once(workspace: Path) -> None:
+    with serving(workspace) as (base, lines):
+        first = "".join(lines)
+        password = re.search(r"with password: (\S+)", first)
+        token = re.search(r"API token \(Authorization: Bearer \.\.\.\): (\S+)", first)
+        assert password and token, first
+        assert f"at {base}/" in first
+        with httpx.Client(base_url=base) as client:
+            bearer = {"Authorization": f"Bearer {token.group(1)}"}
+            assert client.get("/api/model").status_code == 401
+            assert client.get("/api/auth/me", headers=bearer).json() == {"username": "admin", "role": "admin", "pii_restricted": False}
+            assert client.post("/api/auth/login", json={"username": "admin", "password": password.group(1)}).status_code == 200
+            assert client.post("/api/definitions/estimate", json={"definition": GOLD}).json()["count"] == 2
+            created = client.post("/api/segments", json={"definition": GOLD, "name": "Gold"})
+            assert created.status_code == 201
+            assert client.post("/api/segments/Gold/publish").json()["size"] == 2
+            assert client.get("/api/segments/Gold/members.csv").text.splitlines() == ["contactid", "1", "3"]
+            assert client.get("/docs").status_code == 200
+            assert client.get("/openapi.json").json()["info"]["title"] == "segmenta"
+            assert client.get("/").status_code == 200
+    output = "".join(lines)
+    assert output.count(password.group(1)) == 1 and output.count(token.group(1)) == 1
+    with serving(workspace) as (base, again):
+        with httpx.Client(base_url=base) as client:
+            me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token.group(1)}"})
+            assert me.status_code == 200
+            assert client.get("/api/segments", headers={"Authorization": f"Bearer {token.group(1)}"}).json()[0]["status"] == "live"
+    second = "".join(again)
+    assert "First start" not in second and "password" not in second
+    assert token.group(1) not in second
