@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 import segmenta
 from segmenta.interfaces.api.app import create_app
 from segmenta.interfaces.api.runtime import Service
-from segmenta.services.segments import Segments
 from segmenta.services.users import FirstAdmin
 
 ROLES = ("admin", "operator", "marketer", "viewer")
@@ -79,7 +78,7 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     def call(self, who: str | None, method: str, path: str, **kwargs: Any) -> Any:
-        headers = self.auth(who) if who else {}
+        headers = {**(self.auth(who) if who else {}), **kwargs.pop("headers", {})}
         return self.client.request(method, path, headers=headers, **kwargs)
 
 

@@ -19,7 +19,9 @@ def _store_bytes(api: Api) -> bytes:
 
 def test_login_sets_an_httponly_session_cookie_and_logout_ends_it(api: Api) -> None:
     response = api.client.post("/api/auth/login", json={"username": "mark", "password": PASSWORD})
-    assert response.status_code == 200 and response.json() == {"user": {"username": "mark", "role": "marketer", "pii_restricted": False}}
+    assert response.status_code == 200 and response.json() == {
+        "user": {"username": "mark", "role": "marketer", "pii_restricted": False}
+    }
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("segmenta_session=") and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     sid = api.client.cookies["segmenta_session"]
@@ -118,7 +120,11 @@ def test_audit_records_sign_ins_and_filters(api: Api) -> None:
     api.client.post("/api/auth/login", json={"username": "vera", "password": "nope nope"})
     api.client.post("/api/auth/login", json={"username": "who-is-this", "password": "nope nope"})
     logins = api.call("admin", "GET", "/api/audit", params={"action": "auth.login", "limit": 3}).json()
-    assert [(e["user"], e["outcome"]) for e in reversed(logins)] == [("vera", "ok"), ("vera", "unauthenticated"), (None, "unauthenticated")]
+    assert [(e["user"], e["outcome"]) for e in reversed(logins)] == [
+        ("vera", "ok"),
+        ("vera", "unauthenticated"),
+        (None, "unauthenticated"),
+    ]
     assert "who-is-this" not in str(logins) and "nope" not in str(logins)
     mine = api.call("admin", "GET", "/api/audit", params={"user": "vera"}).json()
     assert mine and all(e["user"] == "vera" for e in mine)

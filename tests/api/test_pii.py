@@ -25,7 +25,9 @@ def test_model_listing_omits_pii_columns(api: Api) -> None:
 def test_table_rows_leave_pii_out_for_restricted_and_mask_it_for_others(api: Api) -> None:
     restricted = api.call("restricted", "GET", "/api/tables/contact/rows", params={"show_pii": "true"})
     assert restricted.status_code == 200
-    assert "email" not in restricted.json()["columns"] and ANN_EMAIL not in restricted.text and ANN_BIRTHDATE not in restricted.text
+    assert (
+        "email" not in restricted.json()["columns"] and ANN_EMAIL not in restricted.text and ANN_BIRTHDATE not in restricted.text
+    )
     other = api.call("marketer", "GET", "/api/tables/contact/rows").json()
     assert other["rows"][0]["email"] == "***" and set(other["masked"]) == {"email", "birthdate"}
     shown = api.call("marketer", "GET", "/api/tables/contact/rows", params={"show_pii": "true"}).json()
@@ -38,10 +40,16 @@ def test_preview_never_shows_pii_to_restricted(api: Api) -> None:
     default = api.call("restricted", "POST", "/api/definitions/preview", json={"definition": GOLD, "show_pii": True})
     assert default.status_code == 200
     assert "email" not in default.json()["columns"] and ANN_EMAIL not in default.text
-    asked = api.call("restricted", "POST", "/api/definitions/preview", json={"definition": GOLD, "columns": ["email"], "show_pii": True})
+    asked = api.call(
+        "restricted", "POST", "/api/definitions/preview", json={"definition": GOLD, "columns": ["email"], "show_pii": True}
+    )
     assert asked.status_code == 422
-    assert asked.json()["error"]["problems"] == [{"where": "/columns", "message": "'contact' has no column 'email' (did you mean 'donotemail'?)"}]
-    unrestricted = api.call("viewer", "POST", "/api/definitions/preview", json={"definition": GOLD, "columns": ["email"], "show_pii": True})
+    assert asked.json()["error"]["problems"] == [
+        {"where": "/columns", "message": "'contact' has no column 'email' (did you mean 'donotemail'?)"}
+    ]
+    unrestricted = api.call(
+        "viewer", "POST", "/api/definitions/preview", json={"definition": GOLD, "columns": ["email"], "show_pii": True}
+    )
     assert unrestricted.json()["rows"][0]["email"] == ANN_EMAIL
 
 
@@ -65,7 +73,12 @@ def test_a_condition_on_pii_is_rejected_with_its_pointer(api: Api) -> None:
         "audience": "contact",
         "groups": [
             {"where": {"attribute": "tier", "op": "eq", "value": "Gold"}},
-            {"link": "and_also", "where": {"all": [{"attribute": "country", "op": "eq", "value": "UK"}, {"attribute": "email", "op": "is_not_empty"}]}},
+            {
+                "link": "and_also",
+                "where": {
+                    "all": [{"attribute": "country", "op": "eq", "value": "UK"}, {"attribute": "email", "op": "is_not_empty"}]
+                },
+            },
         ],
     }
     for path in ("/api/definitions/estimate", "/api/definitions/preview", "/api/definitions/sql", "/api/definitions/evaluate"):
@@ -80,9 +93,16 @@ def test_a_condition_on_pii_is_rejected_with_its_pointer(api: Api) -> None:
 
 
 def test_pii_is_unreachable_over_paths_and_related_records(api: Api) -> None:
-    over_path = {"audience": "order", "groups": [{"where": {"path": ["contact"], "attribute": "birthdate", "op": "before", "value": "2000-01-01"}}]}
-    related = {"audience": "contact", "groups": [{"where": {"related": "leads", "where": {"path": ["contact"], "attribute": "email",
-                                                                                          "op": "contains", "value": "@"}}}]}
+    over_path = {
+        "audience": "order",
+        "groups": [{"where": {"path": ["contact"], "attribute": "birthdate", "op": "before", "value": "2000-01-01"}}],
+    }
+    related = {
+        "audience": "contact",
+        "groups": [
+            {"where": {"related": "leads", "where": {"path": ["contact"], "attribute": "email", "op": "contains", "value": "@"}}}
+        ],
+    }
     for definition, where in ((over_path, "/groups/0/where"), (related, "/groups/0/where/where")):
         response = api.call("restricted", "POST", "/api/definitions/estimate", json={"definition": definition})
         assert response.status_code == 422
@@ -118,12 +138,16 @@ def test_restricted_creates_are_rejected_and_change_nothing(api: Api) -> None:
 
 def test_import_not_found_rows_are_not_offered_to_restricted(api: Api) -> None:
     csv_bytes = b"email\nann@northwind.example\nstranger@example.com\n"
-    mine = api.call("restricted", "POST", "/api/segments/List/import-csv", files={"file": ("in.csv", io.BytesIO(csv_bytes), "text/csv")})
+    mine = api.call(
+        "restricted", "POST", "/api/segments/List/import-csv", files={"file": ("in.csv", io.BytesIO(csv_bytes), "text/csv")}
+    )
     assert mine.status_code == 200
     body = mine.json()
     assert (body["read"], body["found"], body["not_found"], body["members"]) == (2, 1, 1, 1)
     assert body["not_found_url"] is None and "stranger@example.com" not in mine.text
-    theirs = api.call("marketer", "POST", "/api/segments/List/import-csv", files={"file": ("in.csv", io.BytesIO(csv_bytes), "text/csv")})
+    theirs = api.call(
+        "marketer", "POST", "/api/segments/List/import-csv", files={"file": ("in.csv", io.BytesIO(csv_bytes), "text/csv")}
+    )
     url = theirs.json()["not_found_url"]
     assert api.call("marketer", "GET", url).text.splitlines() == ["email", "stranger@example.com"]
     assert api.call("restricted", "GET", url).status_code == 403

@@ -92,10 +92,24 @@ def test_a_bad_token_is_refused(api: Api) -> None:
 
 
 def test_every_api_route_is_in_the_matrix(api: Api) -> None:
-    routes = {(m, r.path) for r in api.client.app.routes if getattr(r, "path", "").startswith("/api") for m in getattr(r, "methods", ())}
-    covered = {(m, p.replace("/Gold", "/{name}").replace("/Draft", "/{name}").replace("/List", "/{name}").replace("/Old", "/{name}")
-                .replace("/contact/", "/{table}/").replace("/account/", "/{table}/").replace("/vera", "/{username}")
-                .replace("/spare", "/{username}").replace("/versions/1", "/versions/{version}")) for _, m, p, _, _ in CASES}
+    routes = {
+        (m, r.path) for r in api.client.app.routes if getattr(r, "path", "").startswith("/api") for m in getattr(r, "methods", ())
+    }
+    covered = {
+        (
+            m,
+            p.replace("/Gold", "/{name}")
+            .replace("/Draft", "/{name}")
+            .replace("/List", "/{name}")
+            .replace("/Old", "/{name}")
+            .replace("/contact/", "/{table}/")
+            .replace("/account/", "/{table}/")
+            .replace("/vera", "/{username}")
+            .replace("/spare", "/{username}")
+            .replace("/versions/1", "/versions/{version}"),
+        )
+        for _, m, p, _, _ in CASES
+    }
     assert routes - covered - UNGUARDED - ELSEWHERE == set()
 
 

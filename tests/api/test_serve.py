@@ -77,7 +77,11 @@ def test_serve_on_loopback_prints_the_first_admin_once(workspace: Path) -> None:
         with httpx.Client(base_url=base) as client:
             bearer = {"Authorization": f"Bearer {token.group(1)}"}
             assert client.get("/api/model").status_code == 401
-            assert client.get("/api/auth/me", headers=bearer).json() == {"username": "admin", "role": "admin", "pii_restricted": False}
+            assert client.get("/api/auth/me", headers=bearer).json() == {
+                "username": "admin",
+                "role": "admin",
+                "pii_restricted": False,
+            }
             assert client.post("/api/auth/login", json={"username": "admin", "password": password.group(1)}).status_code == 200
             assert client.post("/api/definitions/estimate", json={"definition": GOLD}).json()["count"] == 2
             created = client.post("/api/segments", json={"definition": GOLD, "name": "Gold"})
@@ -89,11 +93,10 @@ def test_serve_on_loopback_prints_the_first_admin_once(workspace: Path) -> None:
             assert client.get("/").status_code == 200
     output = "".join(lines)
     assert output.count(password.group(1)) == 1 and output.count(token.group(1)) == 1
-    with serving(workspace) as (base, again):
-        with httpx.Client(base_url=base) as client:
-            me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token.group(1)}"})
-            assert me.status_code == 200
-            assert client.get("/api/segments", headers={"Authorization": f"Bearer {token.group(1)}"}).json()[0]["status"] == "live"
+    with serving(workspace) as (base, again), httpx.Client(base_url=base) as client:
+        me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token.group(1)}"})
+        assert me.status_code == 200
+        assert client.get("/api/segments", headers={"Authorization": f"Bearer {token.group(1)}"}).json()[0]["status"] == "live"
     second = "".join(again)
     assert "First start" not in second and "password" not in second
     assert token.group(1) not in second

@@ -18,7 +18,11 @@ from segmenta.store.database import Store
 def record(store: Store, *, user: str | None, action: str, obj: str = "", outcome: str = "ok", detail: str = "") -> None:
     """Append one entry (``user`` None: the caller was not signed in)."""
     with store.session() as s:
-        s.add(AuditLog(at=clock.now(), username=user, action=action[:60], object=obj[:400], outcome=outcome[:40], detail=detail[:2000]))
+        s.add(
+            AuditLog(
+                at=clock.now(), username=user, action=action[:60], object=obj[:400], outcome=outcome[:40], detail=detail[:2000]
+            )
+        )
 
 
 def entries(store: Store, *, limit: int = 100, user: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
@@ -30,6 +34,14 @@ def entries(store: Store, *, limit: int = 100, user: str | None = None, action: 
         q = q.where(AuditLog.action == action)
     with store.session() as s:
         return [
-            {"id": e.id, "at": e.at.isoformat(), "user": e.username, "action": e.action, "object": e.object, "outcome": e.outcome, "detail": e.detail}
+            {
+                "id": e.id,
+                "at": e.at.isoformat(),
+                "user": e.username,
+                "action": e.action,
+                "object": e.object,
+                "outcome": e.outcome,
+                "detail": e.detail,
+            }
             for e in s.scalars(q)
         ]

@@ -52,7 +52,9 @@ def verify_password(password: str, stored: str | None) -> bool:
         scheme, n, r, p, salt, want = (stored or "").split("$")
         if scheme != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(want) // 2)
+        got = hashlib.scrypt(
+            password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(want) // 2
+        )
     except ValueError:
         return False
     return hmac.compare_digest(got.hex(), want)
@@ -135,14 +137,25 @@ class Users:
         with self.store.session() as s:
             if s.scalar(select(User).where(User.username == username)) is not None:
                 raise Conflict([Problem("/username", f"a user named {username!r} already exists")])
-            s.add(User(username=username, role=role, pii_restricted=pii_restricted, disabled=False,
-                       password_hash=hash_password(password) if password else None, created_at=now, updated_at=now))
+            s.add(
+                User(
+                    username=username,
+                    role=role,
+                    pii_restricted=pii_restricted,
+                    disabled=False,
+                    password_hash=hash_password(password) if password else None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         return self.get_user(username)
 
     def update_user(self, username: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change ``role``, ``password``, ``pii_restricted`` or ``disabled``; the last admin stays an enabled admin."""
         allowed = {"role", "password", "pii_restricted", "disabled"}
-        problems = [Problem(f"/{k}", f"cannot be changed; one of: {', '.join(sorted(allowed))}") for k in changes if k not in allowed]
+        problems = [
+            Problem(f"/{k}", f"cannot be changed; one of: {', '.join(sorted(allowed))}") for k in changes if k not in allowed
+        ]
         problems += self._check(role=changes.get("role"), password=changes.get("password"))
         for flag in ("pii_restricted", "disabled"):
             if flag in changes and not isinstance(changes[flag], bool):
@@ -179,7 +192,9 @@ class Users:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.store.session() as s:
             user = self._get(s, username)
-            s.add(ApiToken(user_id=user.id, token_hash=digest(token), prefix=token[:10], label=label[:200], created_at=clock.now()))
+            s.add(
+                ApiToken(user_id=user.id, token_hash=digest(token), prefix=token[:10], label=label[:200], created_at=clock.now())
+            )
         return token
 
     # -- signing in -------------------------------------------------------------------
@@ -203,7 +218,11 @@ class Users:
         now = _wall()
         with self.store.session() as s:
             s.execute(delete(WebSession).where(WebSession.expires_at < now))
-            s.add(WebSession(user_id=user.id, session_hash=digest(sid), created_at=now, expires_at=now + dt.timedelta(hours=SESSION_HOURS)))
+            s.add(
+                WebSession(
+                    user_id=user.id, session_hash=digest(sid), created_at=now, expires_at=now + dt.timedelta(hours=SESSION_HOURS)
+                )
+            )
         return sid
 
     def end_session(self, sid: str) -> None:
@@ -213,7 +232,8 @@ class Users:
     def by_session(self, sid: str) -> UserInfo | None:
         with self.store.session() as s:
             row = s.execute(
-                select(User).join(WebSession, WebSession.user_id == User.id)
+                select(User)
+                .join(WebSession, WebSession.user_id == User.id)
                 .where(WebSession.session_hash == digest(sid), WebSession.expires_at > _wall(), User.disabled.is_(False))
             ).scalar_one_or_none()
             return _info(row) if row is not None else None
@@ -241,7 +261,9 @@ class Users:
         return user
 
     def _keep_an_admin(self, s: Session, user: User) -> None:
-        others = s.scalar(select(func.count()).select_from(User).where(User.role == "admin", User.id != user.id, User.disabled.is_(False)))
+        others = s.scalar(
+            select(func.count()).select_from(User).where(User.role == "admin", User.id != user.id, User.disabled.is_(False))
+        )
         if not others:
             raise Conflict([Problem(user.username, "is the last enabled admin; make another user admin first")])
 

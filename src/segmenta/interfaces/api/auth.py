@@ -154,8 +154,14 @@ def allow(action: str) -> Callable[[Request], Iterator[Ctx]]:
                     yield ctx
                 except Exception as exc:
                     _, outcome = status_of(exc)
-                    audit.record(service.store, user=user.username, action=label, obj=ctx.audit_object, outcome=outcome,
-                                 detail=type(exc).__name__)
+                    audit.record(
+                        service.store,
+                        user=user.username,
+                        action=label,
+                        obj=ctx.audit_object,
+                        outcome=outcome,
+                        detail=type(exc).__name__,
+                    )
                     raise
                 audit.record(service.store, user=user.username, action=label, obj=ctx.audit_object, detail=ctx.audit_detail)
         finally:
@@ -171,7 +177,6 @@ def roles_for(action: str) -> list[str]:
 def describe() -> dict[str, Any]:
     """The permission table as data (served at /api/auth/roles for the UI)."""
     return {action: roles_for(action) for action in PERMISSIONS}
-
 
 
 def _need(action: str) -> Any:

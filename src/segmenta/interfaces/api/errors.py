@@ -32,7 +32,14 @@ STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (RejectedInput, 422, "rejected"),
     (SegmentaError, 500, "error"),
 )
-HTTP_TYPES = {401: "Unauthenticated", 403: "PermissionDenied", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict", 422: "RejectedInput"}
+HTTP_TYPES = {
+    401: "Unauthenticated",
+    403: "PermissionDenied",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    422: "RejectedInput",
+}
 
 
 def status_of(exc: BaseException) -> tuple[int, str]:
@@ -54,7 +61,13 @@ def error_body(exc: BaseException) -> dict[str, Any]:
         message = str(exc)
     else:
         message = "internal error; see the service log"
-    return {"error": {"type": type(exc).__name__ if isinstance(exc, SegmentaError) else "InternalError", "message": message, "problems": problems}}
+    return {
+        "error": {
+            "type": type(exc).__name__ if isinstance(exc, SegmentaError) else "InternalError",
+            "message": message,
+            "problems": problems,
+        }
+    }
 
 
 def _json(status: int, body: dict[str, Any]) -> JSONResponse:
@@ -75,7 +88,11 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
-            where = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in loc[1:]) if loc[0] == "body" else f"{loc[0]}: {'.'.join(loc[1:])}"
+            where = (
+                "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in loc[1:])
+                if loc[0] == "body"
+                else f"{loc[0]}: {'.'.join(loc[1:])}"
+            )
         else:
             where = "/".join(loc)
         problems.append({"where": where, "message": str(err.get("msg", "invalid"))})

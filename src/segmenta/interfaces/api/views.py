@@ -24,15 +24,26 @@ def model_json(model: Model) -> dict[str, Any]:
             rel = model.one_to_many(name, m.related)
             col = model.table(rel.from_table).columns.get(m.aggregate.attribute) if rel else None
             result = aggregate_result_column(m.aggregate.fn, col).type.value if col is not None else None
-            measures[mname] = {"related": m.related, "fn": m.aggregate.fn, "attribute": m.aggregate.attribute, "result_type": result,
-                               "description": m.description}
+            measures[mname] = {
+                "related": m.related,
+                "fn": m.aggregate.fn,
+                "attribute": m.aggregate.attribute,
+                "result_type": result,
+                "description": m.description,
+            }
         types = {col.type.value for col in table.columns.values()}
         tables[name] = {
             "key": table.key,
             "label": table.label or name,
             "columns": {
-                c: {"type": col.type.value, "choices": list(col.choices) if col.choices else None, "pii": col.pii,
-                    "calculated": col.calculated, "label": col.label or c, "description": col.description}
+                c: {
+                    "type": col.type.value,
+                    "choices": list(col.choices) if col.choices else None,
+                    "pii": col.pii,
+                    "calculated": col.calculated,
+                    "label": col.label or c,
+                    "description": col.description,
+                }
                 for c, col in table.columns.items()
             },
             "paths": [{"name": r.name, "table": r.to_table} for r in model.relationships if r.from_table == name],

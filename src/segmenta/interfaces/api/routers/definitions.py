@@ -82,7 +82,9 @@ def preview(ctx: Read, body: PreviewBody) -> dict[str, Any]:
     """The count and the first members with chosen columns; PII masked unless ``show_pii`` (never for restricted users)."""
     defn = checked(ctx, body.definition)
     columns = choose_columns(ctx.model, defn.audience, body.columns) if body.columns else None
-    result = ctx.ws.preview(defn, limit=body.limit, columns=columns, show_pii=body.show_pii and not ctx.restricted, as_of=body.as_of)
+    result = ctx.ws.preview(
+        defn, limit=body.limit, columns=columns, show_pii=body.show_pii and not ctx.restricted, as_of=body.as_of
+    )
     return {"count": result.count, "columns": result.columns, "rows": result.rows, "masked": result.masked}
 
 
@@ -100,4 +102,3 @@ def evaluate(ctx: Read, body: EvaluateBody) -> dict[str, Any]:
     result = ctx.ws.evaluate(defn, as_of=body.as_of)
     keys = result.keys if body.limit is None else result.keys[: body.limit]
     return {"count": result.count, "key": result.key, "keys": keys, "as_of": result.as_of.isoformat()}
-

@@ -42,7 +42,9 @@ def _page(ctx: Ctx, name: str, offset: int, limit: int | None, columns: list[str
     total = m.size() if m.exists() else 0
     if not m.exists():
         return {"total": 0, "key": m.key, "keys": [], "columns": columns or [m.key], "rows": [], "masked": []}
-    keys_q = exp.select(exp.column(m.key, quoted=True)).from_(m.members.copy()).order_by(exp.column(m.key, quoted=True)).offset(offset)
+    keys_q = (
+        exp.select(exp.column(m.key, quoted=True)).from_(m.members.copy()).order_by(exp.column(m.key, quoted=True)).offset(offset)
+    )
     if limit is not None:
         keys_q = keys_q.limit(limit)
     if not columns:

@@ -50,7 +50,11 @@ def table_rows(
         .offset(offset)
     )
     rows = ctx.ws.engine.run(q).to_pylist()
-    total = ctx.ws.engine.run(exp.select(exp.Count(this=exp.Star())).from_(exp.Table(this=exp.to_identifier(table, quoted=True)))).column(0)[0].as_py()
+    total = (
+        ctx.ws.engine.run(exp.select(exp.Count(this=exp.Star())).from_(exp.Table(this=exp.to_identifier(table, quoted=True))))
+        .column(0)[0]
+        .as_py()
+    )
     masked = mask_rows(ctx.model, table, chosen, rows, show_pii=show_pii and not ctx.restricted)
     return {"table": table, "total": total, "columns": chosen, "rows": rows, "masked": masked}
 

@@ -41,7 +41,9 @@ def create_user(body: NewUser, ctx: UsersAdmin) -> dict[str, Any]:
     """A new user (``password`` optional: a token-only user)."""
     ctx.audit_object = body.username
     ctx.audit_detail = f"role={body.role} pii_restricted={body.pii_restricted}"
-    return ctx.service.users.create_user(body.username, password=body.password, role=body.role, pii_restricted=body.pii_restricted)
+    return ctx.service.users.create_user(
+        body.username, password=body.password, role=body.role, pii_restricted=body.pii_restricted
+    )
 
 
 @router.patch("/users/{username}")
