@@ -209,6 +209,7 @@ def main() -> None:
 
 
 from segmenta.interfaces import cli_segments  # noqa: E402,F401  (registers the saved-segment commands)
+from segmenta.interfaces import cli_serve  # noqa: E402,F401  (registers segmenta serve)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
