@@ -145,7 +145,11 @@ function defaultValue(type, op, spec) {
 }
 
 function newCondition(tableName) {
-  const field = fieldsOf(tableName).find((f) => f.attribute && !f.disabled);
+  // Start from a readable attribute: not the key, not calculated, text or choice where there is one.
+  const key = table(tableName).key;
+  const usable = fieldsOf(tableName).filter((f) => f.attribute && !f.disabled && !(f.path.length === 0 && f.attribute === key));
+  const field = usable.find((f) => f.path.length === 0 && ["choice", "text"].includes(f.spec.type)) || usable[0]
+    || fieldsOf(tableName).find((f) => f.attribute && !f.disabled);
   const op = operatorsFor(field.spec.type)[0];
   const node = { attribute: field.attribute, op, value: defaultValue(field.spec.type, op, field.spec) };
   if (field.path.length) node.path = field.path;
@@ -456,7 +460,7 @@ function renderPreview(pv) {
   const head = el("tr", {}, ...pv.columns.map((c) => el("th", { scope: "col", text: c })));
   const rows = pv.rows.map((r) => el("tr", {}, ...pv.columns.map((c) => el("td", { text: r[c] ?? "", title: String(r[c] ?? "") }))));
   const note = pv.masked && pv.masked.length ? el("p", { class: "muted", text: `Masked: ${pv.masked.join(", ")}` }) : null;
-  box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)), note);
+  box.replaceChildren(...[el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)), note].filter(Boolean));
 }
 
 // -- saving, publishing, details -----------------------------------------------------------------
