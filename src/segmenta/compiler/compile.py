@@ -307,9 +307,9 @@ def _count_is_zero_only(op: str, value: int | tuple[int, int]) -> bool:
 def _count_compare(count: exp.Expr, op: str, value: int | tuple[int, int]) -> exp.Expr:
     if op == "between":
         low, high = value  # type: ignore[misc]
-        return exp.Between(this=count, low=exp.Literal.number(low), high=exp.Literal.number(high))
+        return exp.Between(this=count, low=_number(low), high=_number(high))
     cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
-    return cls(this=count, expression=exp.Literal.number(value))
+    return cls(this=count, expression=_number(value))
 
 
 def constant_holds(op: str, value: Any, constant: int | None) -> bool:
@@ -516,6 +516,22 @@ def _ts_lit(v: dt.datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(v.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
 
 
+#: Stored numbers stay below this (DECIMAL(38, 10) and BIGINT columns, counts).
+_HUGE = Decimal(10) ** 28
+
+
+def _number(v: Any) -> exp.Expr:
+    """A numeric literal; one no column can hold becomes a DOUBLE.
+
+    An engine casts a literal to the column's DECIMAL(38, 10) and fails when it does
+    not fit (``amount < 1e30``). No stored value comes near such a literal, so comparing
+    as DOUBLE gives the same answer without the error.
+    """
+    number = Decimal(str(v))
+    literal = exp.Literal.number(format(number, "f"))
+    return exp.cast(literal, exp.DataType.Type.DOUBLE) if abs(number) >= _HUGE else literal
+
+
 def _literal(v: Any, ctype: ColumnType) -> exp.Expr:
     """A typed SQL literal for a value already checked against ``ctype``."""
     if v is None:
@@ -523,7 +539,7 @@ def _literal(v: Any, ctype: ColumnType) -> exp.Expr:
     if ctype is ColumnType.BOOLEAN or isinstance(v, bool):
         return exp.true() if v else exp.false()
     if ctype in (ColumnType.INTEGER, ColumnType.DECIMAL):
-        return exp.Literal.number(format(Decimal(str(v)), "f"))
+        return _number(v)
     if ctype is ColumnType.DATE:
         return _date_lit(v)
     if ctype is ColumnType.DATETIME:
