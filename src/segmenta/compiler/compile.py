@@ -272,7 +272,7 @@ def _aggregate(ctx: _Context, node: d.AggregateCondition, table: str, alias: str
     elif node.fn == "max":
         agg = exp.Max(this=value_col)
     else:
-        agg = exp.Count(this=exp.Distinct(expressions=[value_col]))
+        agg = exp.Count(this=exp.Distinct(expressions=[_distinct_value(value_col, column.type)]))
     result_type = aggregate_result_column(node.fn, column).type
     cmp = attribute_predicate(agg, result_type, node.op, node.value, as_of=ctx.as_of, case_sensitive=True)
     empty_value = 0 if node.fn in ("sum", "count_distinct") else None
@@ -281,6 +281,15 @@ def _aggregate(ctx: _Context, node: d.AggregateCondition, table: str, alias: str
     fk = sub.selects[0].this.copy()
     grouped = sub.group_by(fk, copy=False).having(having, copy=False)
     return _semi(ctx, alias, scope_col, grouped, negate=holds_on_empty)
+
+
+def _distinct_value(col: exp.Expr, ctype: ColumnType) -> exp.Expr:
+    """What count_distinct counts: an empty "" is no value, and text ignores case like every text comparison."""
+    if ctype is ColumnType.TEXT:
+        return exp.Lower(this=exp.Nullif(this=col, expression=exp.Literal.string("")))
+    if ctype is ColumnType.CHOICE:
+        return exp.Nullif(this=col, expression=exp.Literal.string(""))
+    return col
 
 
 # -- counts -----------------------------------------------------------------------
