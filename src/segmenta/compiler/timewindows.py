@@ -20,18 +20,22 @@ def shift(moment: dt.datetime, window: Window, sign: int) -> dt.datetime:
     datetime.datetime(2024, 2, 29, 12, 0)
     """
     n = window.n * sign
-    if window.unit == "hours":
-        return moment + dt.timedelta(hours=n)
-    if window.unit == "days":
-        return moment + dt.timedelta(days=n)
-    if window.unit == "weeks":
-        return moment + dt.timedelta(weeks=n)
-    months = n * (12 if window.unit == "years" else 1)
-    index = moment.year * 12 + (moment.month - 1) + months
-    year, month = divmod(index, 12)
-    month += 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+    try:
+        if window.unit == "hours":
+            return moment + dt.timedelta(hours=n)
+        if window.unit == "days":
+            return moment + dt.timedelta(days=n)
+        if window.unit == "weeks":
+            return moment + dt.timedelta(weeks=n)
+        months = n * (12 if window.unit == "years" else 1)
+        index = moment.year * 12 + (moment.month - 1) + months
+        year, month = divmod(index, 12)
+        month += 1
+        day = min(moment.day, calendar.monthrange(year, month)[1])
+        return moment.replace(year=year, month=month, day=day)
+    except (OverflowError, ValueError):
+        # Beyond the calendar (``{"days": 10**9}``): the window reaches every stored value on that side.
+        return dt.datetime.max if sign > 0 else dt.datetime.min
 
 
 def datetime_window(op: str, window: Window, as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
