@@ -153,10 +153,10 @@ class _Evaluator:
 
 
 def aggregate(fn: str, ctype: ColumnType, values: list[Any]) -> tuple[Any, ColumnType]:
-    """(the aggregate of ``values``, its type). Null values are ignored, as SQL's aggregates do."""
+    """(the aggregate of ``values``, its type). Empty values (null, "") are ignored: they have no value."""
     present = [v for v in values if not is_empty(ctype, v)]
-    if fn == "count_distinct":
-        return len({_hashable(v) for v in present}), T.INTEGER
+    if fn == "count_distinct":  # distinct as text compares: ignoring case
+        return len({v.lower() if ctype is T.TEXT else v for v in present}), T.INTEGER
     if fn == "sum":
         return sum((Fraction(v) for v in present), Fraction(0)), ctype
     if not present:
@@ -168,10 +168,6 @@ def aggregate(fn: str, ctype: ColumnType, values: list[Any]) -> tuple[Any, Colum
     if fn == "max":
         return max(present), ctype
     raise AssertionError(fn)
-
-
-def _hashable(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
 
 
 def count_holds(op: str, value: Any, n: int) -> bool:
@@ -301,16 +297,19 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
 
 
 def move(moment: dt.datetime, unit: str, n: int) -> dt.datetime:
-    """``moment`` plus ``n`` units (negative: back in time)."""
-    if unit == "hours":
-        return moment + dt.timedelta(hours=n)
-    if unit == "days":
-        return moment + dt.timedelta(days=n)
-    if unit == "weeks":
-        return moment + dt.timedelta(days=7 * n)
-    if unit == "months":
-        return add_months(moment, n)
-    if unit == "years":
-        return add_months(moment, 12 * n)
+    """``moment`` plus ``n`` units (negative: back in time); past the calendar's ends, its first or last instant."""
+    try:
+        if unit == "hours":
+            return moment + dt.timedelta(hours=n)
+        if unit == "days":
+            return moment + dt.timedelta(days=n)
+        if unit == "weeks":
+            return moment + dt.timedelta(days=7 * n)
+        if unit == "months":
+            return add_months(moment, n)
+        if unit == "years":
+            return add_months(moment, 12 * n)
+    except (OverflowError, ValueError):
+        return dt.datetime.max if n > 0 else dt.datetime.min
     raise AssertionError(unit)
 
