@@ -57,6 +57,34 @@ def serving(workspace: Path) -> Iterator[tuple[str, list[str]]]:
         proc.stdout.close()  # type: ignore[union-attr]
 
 
+def concurrent_estimates_are_right(client: httpx.Client) -> list[str]:
+    """Estimates from four threads (each its own DuckDB cursor) while the main thread refreshes: every count right."""
+
+    def count(tier: str) -> int | None:
+        definition = {"audience": "contact", "groups": [{"where": {"attribute": "tier", "op": "eq", "value": tier}}]}
+        return client.post("/api/definitions/estimate", json={"definition": definition}).json().get("count")
+
+    expected = {tier: count(tier) for tier in ("Gold", "Silver", "Bronze")}  # one at a time first
+    assert expected["Gold"] == 2 and all(expected.values())
+    wrong: list[str] = []
+
+    def estimate(tier: str) -> None:
+        for _ in range(10):
+            got = count(tier)
+            if got != expected[tier]:
+                wrong.append(f"{tier}: {got}")
+
+    threads = [threading.Thread(target=estimate, args=(tier,)) for tier in (*expected, "Gold")]
+    for t in threads:
+        t.start()
+    for _ in range(3):
+        if client.post("/api/segments/Gold/refresh").status_code != 200:
+            wrong.append("refresh failed")
+    for t in threads:
+        t.join()
+    return wrong
+
+
 @pytest.fixture
 def workspace(conformance_dir: Path, tmp_path: Path) -> Path:
     path = tmp_path / "ws"
@@ -88,6 +116,7 @@ def test_serve_on_loopback_prints_the_first_admin_once(workspace: Path) -> None:
             assert created.status_code == 201
             assert client.post("/api/segments/Gold/publish").json()["size"] == 2
             assert client.get("/api/segments/Gold/members.csv").text.splitlines() == ["contactid", "1", "3"]
+            assert concurrent_estimates_are_right(client) == []
             assert client.get("/docs").status_code == 200
             assert client.get("/openapi.json").json()["info"]["title"] == "segmenta"
             assert client.get("/").status_code == 200

@@ -63,9 +63,16 @@ def segment_json(seg: dict[str, Any]) -> dict[str, Any]:
     return {**seg, "last_refreshed_at": seg.get("last_refresh_at")}
 
 
+def all_segments(ctx: Ctx, *, deleted: bool = False) -> list[dict[str, Any]]:
+    """Every segment by name (``list_segments``; ``list`` before the lifecycle renamed it)."""
+    listing = getattr(ctx.segs, "list_segments", None) or getattr(ctx.segs, "list")  # noqa: B009
+    result: list[dict[str, Any]] = listing(deleted=deleted)
+    return result
+
+
 def refuse_taken(ctx: Ctx, name: str) -> None:
     """409 when a segment (deleted ones included) already has ``name``."""
-    for seg in ctx.segs.list(deleted=True):
+    for seg in all_segments(ctx, deleted=True):
         if seg["name"] == name.strip():
             extra = " (a deleted segment; restore it or choose another name)" if seg["deleted"] else ""
             raise Conflict([Problem(name, f"a segment with this name already exists{extra}")])
@@ -90,7 +97,7 @@ def _check(ctx: Ctx, raw: Any) -> None:
 @router.get("")
 def list_segments(ctx: Read, deleted: bool = False) -> list[dict[str, Any]]:
     """Every segment by name (deleted ones only with ``deleted=true``)."""
-    return [segment_json(s) for s in ctx.segs.list(deleted=deleted)]
+    return [segment_json(s) for s in all_segments(ctx, deleted=deleted)]
 
 
 @router.post("", status_code=201)
@@ -116,7 +123,7 @@ def create_segment(ctx: Create, body: NewSegment) -> dict[str, Any]:
 def get_segment(ctx: Read, name: str) -> dict[str, Any]:
     """One segment with its current ``definition`` (PII values shown as *** to restricted users)."""
     seg = ctx.segs.show(name)
-    saved: Any = ctx.segs.versions(name)  # (typed as list of dicts; mypy reads "list" as the class's own method)
+    saved: Any = ctx.segs.versions(name)
     definition = saved[-1]["definition"] if saved else None
     if ctx.restricted:
         definition = redact_definition(definition, ctx.service.model)
