@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +123,37 @@ def pandas_members(f: dict[str, pd.DataFrame], as_of: dt.datetime) -> list[int]:
     return sorted(c.loc[keep, "contactid"].tolist())
 
 
-def measure(contenders: dict[str, Callable[[], list[Any]]], runs: int) -> dict[str, tuple[list[float], list[Any]]]:
+@dataclass
+class Timing:
+    """Wall-clock and CPU seconds (all threads of this process) of each timed run, and the last result."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    result: list[Any] = field(default_factory=list)
+
+
+def measure(contenders: dict[str, Callable[[], list[Any]]], runs: int) -> dict[str, Timing]:
     """One untimed warm-up each, then ``runs`` rounds; the order rotates each round so a busy
-    neighbour on a shared machine slows every contender alike."""
-    results = {name: fn() for name, fn in contenders.items()}
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    neighbour on a shared machine slows every contender alike. CPU time is reported too: on a
+    shared machine it moves much less than wall time."""
+    timings = {name: Timing(result=fn()) for name, fn in contenders.items()}
     names = list(contenders)
     for i in range(runs):
         for name in names[i % len(names) :] + names[: i % len(names)]:
-            start = time.perf_counter()
-            results[name] = contenders[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: (times[name], results[name]) for name in contenders}
+            wall, cpu = time.perf_counter(), time.process_time()
+            timings[name].result = contenders[name]()
+            timings[name].cpu.append(time.process_time() - cpu)
+            timings[name].wall.append(time.perf_counter() - wall)
+    return timings
+
+
+def report(timings: dict[str, Timing], baseline: str) -> None:
+    base_wall, base_cpu = statistics.median(timings[baseline].wall), statistics.median(timings[baseline].cpu)
+    print(f"\n{'contender':<26}{'median s':>10}{'min s':>9}{'ratio':>8}{'CPU s':>9}{'CPU ratio':>11}")
+    for name, t in timings.items():
+        wall, cpu = statistics.median(t.wall), statistics.median(t.cpu)
+        print(f"{name:<26}{wall:>10.3f}{min(t.wall):>9.3f}{wall / base_wall:>8.2f}{cpu:>9.3f}{cpu / base_cpu:>11.2f}")
+    print(f"(ratio: median wall time / the {baseline}'s; CPU: median process CPU time, all threads)")
 
 
 def explain(con: duckdb.DuckDBPyConnection, sql: str, title: str) -> None:
@@ -153,7 +173,7 @@ def main() -> int:
     args = parser.parse_args()
     as_of = parse_instant(args.as_of)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     ws = open_or_build(args.workspace, args.contacts, args.seed, as_of)
     con = ws.engine.con
@@ -164,39 +184,39 @@ def main() -> int:
 
     definition = json.loads(DEFINITION.read_text())
     compiled = ws.sql(definition, as_of=as_of)
+    compiled_sql = ws.engine.sql(ws.compile(definition, as_of=as_of))
     print("\n-- compiled SQL (segmenta)\n" + compiled)
     hand = handwritten_sql(as_of)
     print("\n-- hand-written SQL\n" + hand.strip())
 
-    sql = measure(
+    timings = measure(
         {
-            "segmenta": lambda: ws.evaluate(definition, as_of=as_of).keys,
-            "hand": lambda: ws.engine.run(hand).column(0).to_pylist(),
+            "segmenta ws.evaluate": lambda: ws.evaluate(definition, as_of=as_of).keys,
+            "hand-written DuckDB SQL": lambda: ws.engine.run(hand).column(0).to_pylist(),
+            # segmenta's SQL without its Python work (validate, compile, render): how good is the query itself?
+            "  (compiled SQL only)": lambda: ws.engine.run(compiled_sql).column(0).to_pylist(),
         },
         args.runs,
     )
-    (seg_times, seg_keys), (hand_times, hand_keys) = sql["segmenta"], sql["hand"]
     rss_sql = peak_rss_mib()
     frames = load_frames(con)
-    pd_times, pd_keys = measure({"pandas": lambda: pandas_members(frames, as_of)}, args.runs)["pandas"]
+    timings.update(measure({"pandas": lambda: pandas_members(frames, as_of)}, args.runs))
     rss_all = peak_rss_mib()
 
-    assert seg_keys == hand_keys, f"segmenta {len(seg_keys)} vs hand-written {len(hand_keys)} members"
-    assert seg_keys == pd_keys, f"segmenta {len(seg_keys)} vs pandas {len(pd_keys)} members"
-    print(f"\nmembers: {len(seg_keys):,} (identical in all three)")
-
-    base = statistics.median(hand_times)
-    print(f"\n{'contender':<28}{'median s':>10}{'min s':>10}{'median / hand-written':>24}")
-    for name, times in (("segmenta ws.evaluate", seg_times), ("hand-written DuckDB SQL", hand_times), ("pandas", pd_times)):
-        print(f"{name:<28}{statistics.median(times):>10.3f}{min(times):>10.3f}{statistics.median(times) / base:>24.2f}")
-    ratio = statistics.median(seg_times) / base
-    print(f"\npeak RSS: {rss_sql:,.0f} MiB after the SQL runs, {rss_all:,.0f} MiB with the pandas frames loaded")
+    members = timings["hand-written DuckDB SQL"].result
+    for name, t in timings.items():
+        assert t.result == members, f"{name}: {len(t.result)} members, hand-written SQL: {len(members)}"
+    print(f"\nmembers: {len(members):,} (identical for every contender)")
+    report(timings, "hand-written DuckDB SQL")
+    seg, hand_t = timings["segmenta ws.evaluate"], timings["hand-written DuckDB SQL"]
+    ratio = statistics.median(seg.wall) / statistics.median(hand_t.wall)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (above {os.cpu_count()} the machine was shared)")
+    print(f"peak RSS: {rss_sql:,.0f} MiB after the SQL runs, {rss_all:,.0f} MiB with the pandas frames loaded")
     verdict = "OK" if ratio <= 1.2 else "SLOWER than the 1.2x budget"
-    print(
-        f"segmenta / hand-written = {ratio:.2f} ({verdict}); target under 1 s: {'met' if statistics.median(seg_times) < 1 else 'missed'}"
-    )
+    under = "met" if statistics.median(seg.wall) < 1 else "missed"
+    print(f"segmenta / hand-written = {ratio:.2f} ({verdict}); target under 1 s: {under}")
     if args.explain or ratio > 1.2:
-        explain(con, ws.engine.sql(ws.compile(definition, as_of=as_of)), "segmenta")
+        explain(con, compiled_sql, "segmenta")
         explain(con, hand, "hand-written")
     ws.close()
     return 0
