@@ -29,12 +29,14 @@ class Engine(ABC):
     dialect: str = ""
 
     @final
-    def sql(self, query: exp.Expression) -> str:
-        """``query`` rendered in this engine's dialect."""
-        return query.sql(dialect=self.dialect)
+    def sql(self, query: exp.Expr) -> str:
+        """``query`` rendered in this engine's dialect, with the dialect's rewrites (compiler/dialects.py)."""
+        from segmenta.compiler.dialects import render
+
+        return render(query, dialect=self.dialect, pretty=False)
 
     @final
-    def run(self, query: exp.Expression | str) -> pa.Table:
+    def run(self, query: exp.Expr | str) -> pa.Table:
         """Execute a query and return its rows as Arrow."""
         sql = query if isinstance(query, str) else self.sql(query)
         start = time.perf_counter()
@@ -56,7 +58,7 @@ class Engine(ABC):
         log.info("replaced %s with %d rows in %.1f ms", name, data.num_rows, (time.perf_counter() - start) * 1000)
 
     @final
-    def execute(self, statements: list[exp.Expression], *, before_commit: Callable[[], None] | None = None) -> None:
+    def execute(self, statements: list[exp.Expr], *, before_commit: Callable[[], None] | None = None) -> None:
         """Run ``statements`` in ONE transaction: all take effect or none (used by the segment store).
 
         ``before_commit`` (optional) is called after the last statement, inside the transaction;

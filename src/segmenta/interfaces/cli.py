@@ -33,6 +33,7 @@ T = TypeVar("T")
 class _State:
     workspace: Path | None = None
     store: str | None = None
+    engine: str | None = None
 
 
 state = _State()
@@ -44,6 +45,10 @@ def _main(
         Path | None,
         typer.Option("--workspace", "-w", help="Workspace directory [default: $SEGMENTA_WORKSPACE or ./segmenta-workspace]"),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="duckdb or spark [default: 'engine' in the workspace's segmenta.yaml, else duckdb]"),
+    ] = None,
     store: Annotated[
         str | None,
         typer.Option("--store", help="Segment store URL, e.g. postgresql://user@host/db [default: $SEGMENTA_STORE_URL, else W/store.sqlite]"),
@@ -54,6 +59,7 @@ def _main(
     from segmenta.store import database  # the store URL also reaches in_segment lookups of plain evaluations
 
     database.override_url = store
+    state.engine = engine
 
 
 def workspace_path() -> Path:
@@ -85,7 +91,7 @@ def errors() -> Iterator[None]:
 
 def with_workspace(fn: Callable[[Workspace], T]) -> T:
     with errors():
-        ws = Workspace.open(workspace_path())
+        ws = Workspace.open(workspace_path(), engine=state.engine)
         try:
             return fn(ws)
         finally:
@@ -114,9 +120,9 @@ def init(
                         tasks[table] = progress.add_task(table, total=total)
                     progress.update(tasks[table], completed=done)
 
-                ws = Workspace.init(path, sample=True, contacts=contacts, seed=seed, progress=report)
+                ws = Workspace.init(path, sample=True, contacts=contacts, seed=seed, progress=report, engine=state.engine)
         else:
-            ws = Workspace.init(path, model=model)
+            ws = Workspace.init(path, model=model, engine=state.engine)
         tables = ", ".join(ws.model.tables)
         ws.close()
     out.print(f"workspace ready at {path} (tables: {tables})", highlight=False)

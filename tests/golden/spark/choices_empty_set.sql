@@ -6,11 +6,12 @@ WHERE
   AND (
     (
       (
-        SIZE(`t0`.`interests`) > 0 AND NOT (
+        ARRAY_SIZE(`t0`.`interests`) > 0
+        AND NOT (
           ARRAY_CONTAINS(`t0`.`interests`, 'golf')
         )
       )
-      OR COALESCE(SIZE(`t0`.`interests`), 0) = 0
+      OR COALESCE(ARRAY_SIZE(`t0`.`interests`), 0) = 0
     )
   )
 ORDER BY

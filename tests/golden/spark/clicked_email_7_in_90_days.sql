@@ -5,7 +5,7 @@ WITH `r1` AS (
   WHERE
     NOT `t1`.`contactid` IS NULL
     AND (
-      LOWER(`t1`.`type`) = LOWER('email_click')
+      LOWER(TRANSLATE(`t1`.`type`, 'Σİ', 'σi')) = LOWER(TRANSLATE('email_click', 'Σİ', 'σi'))
       AND `t1`.`emailid` = 7
       AND `t1`.`ts` BETWEEN CAST('2026-07-29 12:00:00' AS TIMESTAMP) AND CAST('2026-10-27 12:00:00' AS TIMESTAMP)
     )

@@ -5,8 +5,8 @@ WHERE
   `t0`.`statecode` = 0
   AND (
     (
-      LOWER(`t0`.`jobtitle`) LIKE LOWER('%MANAGER%')
-      OR LOWER(`t0`.`jobtitle`) LIKE LOWER('R!_D%') ESCAPE '!'
+      LOWER(TRANSLATE(`t0`.`jobtitle`, 'Σİ', 'σi')) LIKE LOWER(TRANSLATE('%MANAGER%', 'Σİ', 'σi')) ESCAPE '!'
+      OR LOWER(TRANSLATE(`t0`.`jobtitle`, 'Σİ', 'σi')) LIKE LOWER(TRANSLATE('R!_D%', 'Σİ', 'σi')) ESCAPE '!'
     )
   )
 ORDER BY

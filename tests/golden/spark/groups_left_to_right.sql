@@ -25,7 +25,10 @@ WHERE
       )
       AND `t0`.`donotemail` = FALSE
     )
-    AND NOT COALESCE(LOWER(`t0`.`country`) = LOWER('de'), FALSE)
+    AND NOT COALESCE(
+      LOWER(TRANSLATE(`t0`.`country`, 'Σİ', 'σi')) = LOWER(TRANSLATE('de', 'Σİ', 'σi')),
+      FALSE
+    )
   )
 ORDER BY
   `t0`.`contactid`

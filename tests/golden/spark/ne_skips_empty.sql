@@ -4,8 +4,9 @@ FROM `contact` AS `t0`
 WHERE
   `t0`.`statecode` = 0
   AND (
-    `t0`.`country` <> '' AND NOT (
-      LOWER(`t0`.`country`) = LOWER('UK')
+    `t0`.`country` <> ''
+    AND NOT (
+      LOWER(TRANSLATE(`t0`.`country`, 'Σİ', 'σi')) = LOWER(TRANSLATE('UK', 'Σİ', 'σi'))
     )
   )
 ORDER BY

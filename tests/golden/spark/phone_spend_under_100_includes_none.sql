@@ -3,7 +3,8 @@ WITH `r1` AS (
     `t1`.`contactid` AS `k`
   FROM `order` AS `t1`
   WHERE
-    NOT `t1`.`contactid` IS NULL AND LOWER(`t1`.`channel`) = LOWER('phone')
+    NOT `t1`.`contactid` IS NULL
+    AND LOWER(TRANSLATE(`t1`.`channel`, 'Σİ', 'σi')) = LOWER(TRANSLATE('phone', 'Σİ', 'σi'))
   GROUP BY
     `t1`.`contactid`
   HAVING

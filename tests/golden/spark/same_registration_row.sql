@@ -11,7 +11,7 @@ WITH `r1` AS (
           `t2`.`eventid`
         FROM `event` AS `t2`
         WHERE
-          LOWER(`t2`.`category`) = LOWER('webinar')
+          LOWER(TRANSLATE(`t2`.`category`, 'Σİ', 'σi')) = LOWER(TRANSLATE('webinar', 'Σİ', 'σi'))
       )
     )
 )

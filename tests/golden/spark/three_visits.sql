@@ -3,7 +3,8 @@ WITH `r1` AS (
     `t1`.`contactid` AS `k`
   FROM `interaction` AS `t1`
   WHERE
-    NOT `t1`.`contactid` IS NULL AND LOWER(`t1`.`type`) = LOWER('web_visit')
+    NOT `t1`.`contactid` IS NULL
+    AND LOWER(TRANSLATE(`t1`.`type`, 'Σİ', 'σi')) = LOWER(TRANSLATE('web_visit', 'Σİ', 'σi'))
   GROUP BY
     `t1`.`contactid`
   HAVING

@@ -1,0 +1,36 @@
+"""Choose the engine a workspace runs on: ``engine:`` in ``segmenta.yaml`` or ``--engine``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from segmenta.engines.base import Engine
+from segmenta.errors import RejectedInput
+
+ENGINES = ("duckdb", "spark")
+DATA_FILE = "data.duckdb"
+
+
+def engine_name(config: Mapping[str, Any], override: str | None = None) -> str:
+    """The chosen engine's name: ``override`` (the ``--engine`` option), else the config's, else duckdb."""
+    name = str(override or config.get("engine") or "duckdb").strip().lower()
+    if name not in ENGINES:
+        from segmenta.model.schema import hint
+
+        where = "--engine" if override else "segmenta.yaml: engine"
+        raise RejectedInput(f"{where}: unknown engine {name!r}{hint(name, ENGINES)}; known: {', '.join(ENGINES)}")
+    return name
+
+
+def make_engine(path: Path, config: Mapping[str, Any], override: str | None = None) -> Engine:
+    """The engine for the workspace at ``path``; pyspark is imported only for ``spark``."""
+    name = engine_name(config, override)
+    if name == "spark":
+        from segmenta.engines.spark import SparkEngine, SparkSettings
+
+        return SparkEngine(path, SparkSettings.from_config(config.get("spark")))
+    from segmenta.engines.duckdb import DuckDBEngine
+
+    return DuckDBEngine(path / DATA_FILE)
