@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## Build a sample workspace and evaluate every example segment, printing its size.
+## Build a sample workspace, evaluate every example segment (printing its size), then serve
+## the REST API and the web segment builder on it (Ctrl+C stops it).
+HOST ?= 127.0.0.1
+PORT ?= 8000
 demo: setup
 	rm -rf $(DEMO_WS)
 	$(BIN)/segmenta --workspace $(DEMO_WS) init --sample --contacts $(CONTACTS) --seed 42
@@ -25,6 +28,7 @@ demo: setup
 	  printf '%-48s ' "$$(basename $$f .json)"; \
 	  $(BIN)/segmenta --workspace $(DEMO_WS) segment evaluate $$f | tail -n 1 || exit 1; \
 	done
+	$(BIN)/segmenta --workspace $(DEMO_WS) serve --host $(HOST) --port $(PORT)
 
 ## The whole test suite, as CI runs it.
 test: setup
