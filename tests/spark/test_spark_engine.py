@@ -130,3 +130,14 @@ def test_cli_engine_option(conformance_dir: Path, conformance_expected: dict, tm
     assert out.read_text().split() == ["contactid", *map(str, want)]
     r = cli("--workspace", ws, "--engine", "nope", "segment", "sql", segment)
     assert r.returncode == 2 and "--engine: unknown engine 'nope'" in r.stderr
+
+
+def test_saved_segment_membership_is_refused_clearly(tmp_path: Path, conformance_dir: Path) -> None:
+    """Membership storage needs engine transactions; Spark says so rather than half-writing."""
+    from sqlglot import exp
+
+    from segmenta.errors import EngineError
+
+    ws = segmenta.Workspace.init(tmp_path / "ws", model=conformance_dir / "model.yaml", engine="spark")
+    with pytest.raises(EngineError, match="does not support yet; use 'segment evaluate' on Spark"):
+        ws.engine.execute([exp.select("1")])

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segmenta.engines.base import Engine
-from segmenta.errors import EngineError, SegmentaError
+from segmenta.errors import EngineError, SegmentaError, UnsupportedFeature
 from segmenta.model.schema import Table
 
 log = logging.getLogger("segmenta.engine.spark")
@@ -245,6 +245,14 @@ class SparkEngine(Engine):
         # Delta and Iceberg commit an overwrite atomically; plain Hive tables do not (docs/spark.md).
         frame = self.spark.createDataFrame(data)
         frame.write.mode("overwrite").saveAsTable(target)
+
+    def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
+        # Saved segments keep their membership beside the data, in one engine transaction;
+        # Parquet directories have none to offer. Not wired for Spark yet (docs/spark.md).
+        raise UnsupportedFeature(
+            "saved segments (publish, refresh, lists, members) store membership in the data engine, which the Spark engine "
+            "does not support yet; use 'segment evaluate' on Spark, or a DuckDB workspace for saved segments"
+        )
 
     def tables(self) -> set[str]:
         names = {p.parent.name for p in self.root.glob(f"*/{POINTER}")} if self.root.is_dir() else set()
