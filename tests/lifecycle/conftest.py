@@ -73,7 +73,9 @@ class Lifecycle:
     def run(self, *args: str, code: int = 0, now: str = T0) -> Any:
         base = ["--workspace", str(self.ws)] + (["--store", self.store] if self.store else [])
         result = self.runner.invoke(app, [*base, *args], env={"SEGMENTA_NOW": now})
-        assert result.exit_code == code, f"{args}: exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
+        assert result.exit_code == code, (
+            f"{args}: exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
+        )
         return result
 
     def json(self, *args: str, now: str = T0) -> Any:

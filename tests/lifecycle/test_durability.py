@@ -8,12 +8,19 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from segmenta.store.database import Store, create_store_engine, current_revision, head_revision, normalise_url, resolve_url, upgrade
+from segmenta.store.database import (
+    Store,
+    create_store_engine,
+    current_revision,
+    head_revision,
+    normalise_url,
+    resolve_url,
+    upgrade,
+)
 from tests.lifecycle.conftest import CONTACTS, Lifecycle
 from tests.lifecycle.test_segments import UK
 
@@ -30,10 +37,19 @@ def test_a_store_written_at_the_first_revision_opens_in_the_newest(life: Lifecyc
         now = dt.datetime(2026, 9, 1)
         with engine.begin() as con:
             con.execute(
-                text("INSERT INTO segments (id, name, audience, kind, status, status_reason, current_version, created_at, updated_at) "
-                     "VALUES (1, 'Old', 'contact', 'dynamic', 'draft', 'draft', 1, :t, :t)"), {"t": now})
-            con.execute(text("INSERT INTO segment_versions (segment_id, version, definition, created_at) VALUES (1, 1, :d, :t)"),
-                        {"d": '{"audience": "contact", "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK"}}]}', "t": now})
+                text(
+                    "INSERT INTO segments (id, name, audience, kind, status, status_reason, current_version, created_at, updated_at) "
+                    "VALUES (1, 'Old', 'contact', 'dynamic', 'draft', 'draft', 1, :t, :t)"
+                ),
+                {"t": now},
+            )
+            con.execute(
+                text("INSERT INTO segment_versions (segment_id, version, definition, created_at) VALUES (1, 1, :d, :t)"),
+                {
+                    "d": '{"audience": "contact", "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK"}}]}',
+                    "t": now,
+                },
+            )
     finally:
         engine.dispose()
     import segmenta.store.database as database
@@ -48,8 +64,13 @@ def test_a_store_written_at_the_first_revision_opens_in_the_newest(life: Lifecyc
 
 
 def _spawn(life: Lifecycle, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "segmenta", *args], env={**life.cli_env(), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "segmenta", *args],
+        env={**life.cli_env(), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_refresh_killed_part_way_leaves_the_previous_membership(life: Lifecycle) -> None:
@@ -57,7 +78,13 @@ def test_a_refresh_killed_part_way_leaves_the_previous_membership(life: Lifecycl
     life.run("segment", "publish", "UK contacts")
     life.load_contacts([(1, "ann@example.com", "FR", 0), *CONTACTS[1:], (7, "new@example.com", "UK", 0)])
     marker = life.tmp / "in-transaction"
-    proc = _spawn(life, "segment", "refresh", "UK contacts", env={"SEGMENTA_TEST_HANG_IN_REFRESH": str(marker), "SEGMENTA_NOW": "2026-10-02T00:00:00"})
+    proc = _spawn(
+        life,
+        "segment",
+        "refresh",
+        "UK contacts",
+        env={"SEGMENTA_TEST_HANG_IN_REFRESH": str(marker), "SEGMENTA_NOW": "2026-10-02T00:00:00"},
+    )
     deadline = time.monotonic() + 120
     while not marker.exists():
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -34,16 +34,20 @@ def test_add_and_remove_by_key_with_history(life: Lifecycle) -> None:
 def test_import_csv_counts_and_not_found_file(life: Lifecycle) -> None:
     _list(life)
     life.run("segment", "add", "L", "3")
-    f = write_csv(life.tmp / "in.csv", ["Name", "EMAIL"], [
-        ("Ann", " ANN@example.com "),   # found (trim, case)
-        ("Bob", "bob@EXAMPLE.com"),     # found
-        ("Nobody", "nobody@example.com"),  # not found
-        ("Empty", ""),                  # not found (empty)
-        ("Ann again", "ann@example.com"),  # found, duplicate
-        ("Dara", "dara@example.com"),   # inactive contact: not found
-        ("Shared", "shared@example.com"),  # two contacts share it: both join
-        ("Nobody2", "NOBODY@example.com"),  # not found, duplicate
-    ])
+    f = write_csv(
+        life.tmp / "in.csv",
+        ["Name", "EMAIL"],
+        [
+            ("Ann", " ANN@example.com "),  # found (trim, case)
+            ("Bob", "bob@EXAMPLE.com"),  # found
+            ("Nobody", "nobody@example.com"),  # not found
+            ("Empty", ""),  # not found (empty)
+            ("Ann again", "ann@example.com"),  # found, duplicate
+            ("Dara", "dara@example.com"),  # inactive contact: not found
+            ("Shared", "shared@example.com"),  # two contacts share it: both join
+            ("Nobody2", "NOBODY@example.com"),  # not found, duplicate
+        ],
+    )
     nf = life.tmp / "nf.csv"
     got = life.json("segment", "import-csv", "L", str(f), "--not-found", str(nf))
     assert got == {"read": 8, "found": 4, "not_found": 4, "duplicates": 2, "members": 5}
@@ -94,11 +98,15 @@ def test_row_limit_is_configurable(life: Lifecycle) -> None:
     cfg.write_text(cfg.read_text() + "segments:\n  import_max_rows: 2\n")
     _list(life)
     life.run("segment", "add", "L", "1")
-    _rejected(life, write_csv(life.tmp / "big.csv", ["email"], [("cleo@example.com",), ("bob@example.com",), ("x@y.z",)]), "at most 2")
+    _rejected(
+        life, write_csv(life.tmp / "big.csv", ["email"], [("cleo@example.com",), ("bob@example.com",), ("x@y.z",)]), "at most 2"
+    )
 
 
 def test_import_csv_and_add_on_a_dynamic_segment_are_refused(life: Lifecycle) -> None:
-    life.run("segment", "create", life.definition("all", {"audience": "contact", "groups": [{"where": {"all": []}}]}), "--name", "All")
+    life.run(
+        "segment", "create", life.definition("all", {"audience": "contact", "groups": [{"where": {"all": []}}]}), "--name", "All"
+    )
     f = write_csv(life.tmp / "a.csv", ["email"], [("ann@example.com",)])
     r = life.run("segment", "import-csv", "All", str(f), code=2)
     assert "dynamic" in r.stderr

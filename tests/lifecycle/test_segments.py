@@ -16,7 +16,13 @@ def test_create_is_a_draft_and_publish_makes_it_live_with_members(life: Lifecycl
     life.run("segment", "create", life.definition("uk", UK))
     info = life.json("segment", "show", "UK contacts")
     assert {k: info[k] for k in ("name", "status", "status_reason", "kind", "version", "size")} == {
-        "name": "UK contacts", "status": "draft", "status_reason": "draft", "kind": "dynamic", "version": 1, "size": 0}
+        "name": "UK contacts",
+        "status": "draft",
+        "status_reason": "draft",
+        "kind": "dynamic",
+        "version": 1,
+        "size": 0,
+    }
     life.run("segment", "publish", "UK contacts")
     info = life.json("segment", "show", "UK contacts")
     assert (info["status"], info["size"]) == ("live", 3)
@@ -94,7 +100,9 @@ def test_refresh_records_who_entered_and_exited(life: Lifecycle) -> None:
     assert life.members("UK contacts") == [3, 5, 7]
     runs = life.json("segment", "history", "UK contacts")
     assert [(r["trigger"], r["size"], r["entered"], r["exited"], r["version"]) for r in runs] == [
-        ("publish", 3, 3, 0, 1), ("refresh", 3, 1, 1, 1)]
+        ("publish", 3, 3, 0, 1),
+        ("refresh", 3, 1, 1, 1),
+    ]
     assert [r["at"] for r in runs] == ["2026-10-01T12:00:00", "2026-10-02T12:00:00"]
     ann = life.json("segment", "history", "UK contacts", "--record", "1")
     assert [(h["change"], h["at"]) for h in ann] == [("entered", "2026-10-01T12:00:00"), ("exited", "2026-10-02T12:00:00")]
@@ -102,8 +110,10 @@ def test_refresh_records_who_entered_and_exited(life: Lifecycle) -> None:
 
 
 def test_in_segment_reads_live_segments_only(life: Lifecycle) -> None:
-    reader = {"audience": "contact", "groups": [{"where": {"in_segment": "UK contacts"}},
-                                                {"link": "and_also", "where": {"in_segment": "Clicked"}}]}
+    reader = {
+        "audience": "contact",
+        "groups": [{"where": {"in_segment": "UK contacts"}}, {"link": "and_also", "where": {"in_segment": "Clicked"}}],
+    }
     life.run("segment", "create", life.definition("uk", UK))
     life.run("segment", "create", life.definition("clicked", CLICKED), "--name", "Clicked")
     life.run("segment", "create", life.definition("reader", reader), "--name", "UK clickers")

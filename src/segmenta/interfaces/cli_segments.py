@@ -64,7 +64,7 @@ def _result(r: RefreshResult, verb: str) -> None:
 @segment_app.command("create")
 def create(
     segment: Annotated[str | None, typer.Argument(help="Definition file (JSON or YAML)")] = None,
-    name: Annotated[str | None, typer.Option(help="Name (default: the definition's \"name\")")] = None,
+    name: Annotated[str | None, typer.Option(help='Name (default: the definition\'s "name")')] = None,
     snapshot: Annotated[bool, typer.Option("--snapshot", help="A static snapshot: members fixed when published")] = False,
     as_list: Annotated[bool, typer.Option("--list", help="An empty static list (needs --audience and --name)")] = False,
     audience: Annotated[str | None, typer.Option(help="Audience table of a --list")] = None,
@@ -257,15 +257,22 @@ def list_cmd(
     as_json: Json = False, deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted segments")] = False
 ) -> None:
     """Saved segments with status, kind, version and size."""
-    rows = with_segments(lambda s: s.list(deleted=deleted))
+    rows = with_segments(lambda s: s.list_segments(deleted=deleted))
     if as_json:
         _echo_json(rows)
         return
     table = RichTable("name", "status", "kind", "audience", "version", "size", "next refresh")
     for r in rows:
         kind = r["static_type"] or r["kind"]
-        table.add_row(r["name"] + (" (deleted)" if r["deleted"] else ""), r["status"], kind, r["audience"], str(r["version"]),
-                      str(r["size"]), r["next_refresh_at"] or "")
+        table.add_row(
+            r["name"] + (" (deleted)" if r["deleted"] else ""),
+            r["status"],
+            kind,
+            r["audience"],
+            str(r["version"]),
+            str(r["size"]),
+            r["next_refresh_at"] or "",
+        )
     out.print(table)
 
 
@@ -329,7 +336,11 @@ def history(
     if as_json:
         _echo_json(rows)
         return
-    cols = ["at", "change", "version", "refresh"] if record is not None else ["refresh", "at", "trigger", "status", "version", "size", "entered", "exited"]
+    cols = (
+        ["at", "change", "version", "refresh"]
+        if record is not None
+        else ["refresh", "at", "trigger", "status", "version", "size", "entered", "exited"]
+    )
     table = RichTable(*cols)
     for r in rows:
         table.add_row(*["" if r[c] is None else str(r[c]) for c in cols])

@@ -55,7 +55,12 @@ def _table(name: str) -> exp.Table:
 
 
 def import_csv(
-    segs: Segments, name: str, file: str | Path, *, not_found: str | Path | None = None, progress: Callable[[str], None] | None = None
+    segs: Segments,
+    name: str,
+    file: str | Path,
+    *,
+    not_found: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Match ``file``'s emails against the list's audience and add the matches to list ``name``."""
     step = progress or (lambda _s: None)
@@ -79,7 +84,13 @@ def import_csv(
         counts = engine.run(_counts()).to_pylist()[0]
         limit = segs.config.import_max_rows
         if counts["read"] > limit:
-            raise DataError([Problem(str(path), f"has {counts['read']:,} rows; at most {limit:,} (segments.import_max_rows in segmenta.yaml)")])
+            raise DataError(
+                [
+                    Problem(
+                        str(path), f"has {counts['read']:,} rows; at most {limit:,} (segments.import_max_rows in segmenta.yaml)"
+                    )
+                ]
+            )
         step(STEPS[1])
         engine.execute([_matches(segs, seg.audience, target)])
         counts = engine.run(_counts(with_found=True)).to_pylist()[0]
@@ -90,10 +101,19 @@ def import_csv(
         if not_found is not None:
             _write_not_found(segs, Path(not_found), header)
     finally:
-        engine.execute([exp.Drop(tables=[_table(MATCHES)], kind="TABLE", exists=True), exp.Drop(tables=[_table(IMPORT)], kind="TABLE", exists=True)])
+        engine.execute(
+            [
+                exp.Drop(tables=[_table(MATCHES)], kind="TABLE", exists=True),
+                exp.Drop(tables=[_table(IMPORT)], kind="TABLE", exists=True),
+            ]
+        )
     found = int(counts["found"] or 0)
     return ImportResult(
-        read=int(counts["read"]), found=found, not_found=int(counts["read"]) - found, duplicates=int(counts["duplicates"] or 0), members=result.size
+        read=int(counts["read"]),
+        found=found,
+        not_found=int(counts["read"]) - found,
+        duplicates=int(counts["duplicates"] or 0),
+        members=result.size,
     )
 
 
@@ -126,7 +146,9 @@ def _header(path: Path) -> list[str]:
 def _load(path: Path, header: list[str], email_index: int) -> exp.Create:
     """CREATE TEMP TABLE import AS SELECT c0.., NULLIF(lower(trim(email)), '') AS __addr FROM read_csv(... strict ...)."""
     cols = [f"c{i}" for i in range(len(header))]
-    struct = exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier(c), expression=exp.Literal.string("VARCHAR")) for c in cols])
+    struct = exp.Struct(
+        expressions=[exp.PropertyEQ(this=exp.to_identifier(c), expression=exp.Literal.string("VARCHAR")) for c in cols]
+    )
 
     def opt(name: str, value: exp.Expression) -> exp.EQ:
         return exp.EQ(this=exp.column(name), expression=value)
@@ -146,38 +168,64 @@ def _load(path: Path, header: list[str], email_index: int) -> exp.Create:
     )
     addr = exp.func("NULLIF", exp.Lower(this=exp.Trim(this=exp.column(cols[email_index]))), exp.Literal.string(""))
     select = exp.select(*[exp.column(c) for c in cols], addr.as_("__addr")).from_(exp.Table(this=reader))
-    return exp.Create(this=_table(IMPORT), kind="TABLE", replace=True, expression=select, properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    return exp.Create(
+        this=_table(IMPORT),
+        kind="TABLE",
+        replace=True,
+        expression=select,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
 
 
 def _matches(segs: Segments, audience: str, email: str) -> exp.Create:
     """CREATE TEMP TABLE matches AS the active audience records whose trimmed, lower-cased email is in the file."""
+    from segmenta import clock
     from segmenta.compiler.compile import compile_definition
     from segmenta.model.validate import parse_definition
-    from segmenta import clock
 
     table = segs.ws.model.table(audience)
-    everyone = compile_definition(parse_definition({"audience": audience, "groups": [{"where": {"all": []}}]}, segs.ws.model), segs.ws.model, as_of=clock.now())
+    everyone = compile_definition(
+        parse_definition({"audience": audience, "groups": [{"where": {"all": []}}]}, segs.ws.model),
+        segs.ws.model,
+        as_of=clock.now(),
+    )
     everyone.set("order", None)
     addr = exp.Lower(this=exp.Trim(this=exp.column(email, quoted=True)))
-    active = exp.select(exp.column(table.key, quoted=True), addr.as_("addr")).from_(_table(audience)).where(
-        exp.In(this=exp.column(table.key, quoted=True), query=everyone.subquery())
+    active = (
+        exp.select(exp.column(table.key, quoted=True), addr.as_("addr"))
+        .from_(_table(audience))
+        .where(exp.In(this=exp.column(table.key, quoted=True), query=everyone.subquery()))
     )
     wanted = exp.select("__addr").from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
-    select = exp.select(exp.column(table.key, quoted=True), exp.column("addr")).from_(active.subquery("a")).where(
-        exp.In(this=exp.column("addr"), query=wanted.subquery())
+    select = (
+        exp.select(exp.column(table.key, quoted=True), exp.column("addr"))
+        .from_(active.subquery("a"))
+        .where(exp.In(this=exp.column("addr"), query=wanted.subquery()))
     )
-    return exp.Create(this=_table(MATCHES), kind="TABLE", replace=True, expression=select, properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    return exp.Create(
+        this=_table(MATCHES),
+        kind="TABLE",
+        replace=True,
+        expression=select,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
 
 
 def _counts(*, with_found: bool = False) -> exp.Select:
     addr = exp.column("__addr")
     read = exp.Count(this=exp.Star()).as_("read")
-    dups = exp.Sub(this=exp.Count(this=addr), expression=exp.Count(this=exp.Distinct(expressions=[addr.copy()]))).as_("duplicates")
+    dups = exp.Sub(this=exp.Count(this=addr), expression=exp.Count(this=exp.Distinct(expressions=[addr.copy()]))).as_(
+        "duplicates"
+    )
     found: exp.Expression = exp.null()
     if with_found:
         matched = exp.select("addr").from_(_table(MATCHES))
-        found = exp.Sum(this=exp.Case(ifs=[exp.If(this=exp.In(this=addr.copy(), query=matched.subquery()), true=exp.Literal.number(1))],
-                                      default=exp.Literal.number(0)))
+        found = exp.Sum(
+            this=exp.Case(
+                ifs=[exp.If(this=exp.In(this=addr.copy(), query=matched.subquery()), true=exp.Literal.number(1))],
+                default=exp.Literal.number(0),
+            )
+        )
     return exp.select(read, found.as_("found"), dups).from_(_table(IMPORT))
 
 
@@ -186,15 +234,21 @@ def _write_not_found(segs: Segments, target: Path, header: list[str]) -> None:
     cols = [exp.column(f"c{i}") for i in range(len(header))]
     matched = exp.select("addr").from_(_table(MATCHES))
     addr = exp.column("__addr")
-    rows = exp.select(*cols).from_(_table(IMPORT)).where(
-        exp.or_(addr.is_(exp.null()), exp.not_(exp.In(this=addr.copy(), query=matched.subquery())))
-    ).order_by(exp.column("rowid"))
+    rows = (
+        exp.select(*cols)
+        .from_(_table(IMPORT))
+        .where(exp.or_(addr.is_(exp.null()), exp.not_(exp.In(this=addr.copy(), query=matched.subquery()))))
+        .order_by(exp.column("rowid"))
+    )
     body = target.with_name(target.name + ".rows")
     copy = exp.Copy(
         this=rows.subquery(),
         kind=False,
         files=[exp.Literal.string(str(body))],
-        params=[exp.CopyParameter(this=exp.Var(this="FORMAT"), expression=exp.Var(this="csv")), exp.CopyParameter(this=exp.Var(this="HEADER"), expression=exp.false())],
+        params=[
+            exp.CopyParameter(this=exp.Var(this="FORMAT"), expression=exp.Var(this="csv")),
+            exp.CopyParameter(this=exp.Var(this="HEADER"), expression=exp.false()),
+        ],
     )
     segs.ws.engine.execute([copy])
     partial = target.with_name(target.name + ".partial")

@@ -38,13 +38,17 @@ def limits_from_config(raw: Mapping[str, Any] | None) -> dict[str, int | None]:
     raw = dict(raw or {})
     preset = raw.pop("preset", "microsoft")
     if preset not in PRESETS:
-        raise RejectedInput([Problem("segmenta.yaml: segments.limits.preset", f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")])
+        raise RejectedInput(
+            [Problem("segmenta.yaml: segments.limits.preset", f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")]
+        )
     caps = dict(PRESETS[preset])
     for name, value in raw.items():
         if name not in caps:
             raise RejectedInput([Problem(f"segmenta.yaml: segments.limits.{name}", f"unknown limit; limits: {', '.join(caps)}")])
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise RejectedInput([Problem(f"segmenta.yaml: segments.limits.{name}", f"must be a whole number >= 0 or null, not {value!r}")])
+            raise RejectedInput(
+                [Problem(f"segmenta.yaml: segments.limits.{name}", f"must be a whole number >= 0 or null, not {value!r}")]
+            )
         caps[name] = value
     return caps
 
@@ -54,5 +58,10 @@ def check(caps: Mapping[str, int | None], name: str, current: int, adding: int =
     cap = caps.get(name)
     if cap is not None and current + adding > cap:
         raise RejectedInput(
-            [Problem(f"limit {name}", f"at most {cap:,} {WHAT[name]} (there are {current:,}); raise segments.limits.{name} in segmenta.yaml")]
+            [
+                Problem(
+                    f"limit {name}",
+                    f"at most {cap:,} {WHAT[name]} (there are {current:,}); raise segments.limits.{name} in segmenta.yaml",
+                )
+            ]
         )

@@ -7,8 +7,9 @@ Per segment (by id, so renames move nothing) the engine holds, in schema ``segme
   entered or exited, per refresh. History grows with changes, not with size x refreshes.
 
 A refresh runs in ONE engine transaction (:meth:`Engine.execute`): the evaluation query
-is materialised into a staging table, ``entered = new EXCEPT old`` and ``exited = old
-EXCEPT new`` are appended to the history, and the staging table replaces the members.
+is joined with the stored members to get ``entered = new EXCEPT old`` and ``exited = old
+EXCEPT new`` (one full outer join), which are appended to the history and applied to the
+members: only the changes are written.
 Readers see the old membership or the new, never a mix; a process killed part way
 leaves the previous membership intact (the engine rolls the transaction back).
 All SQL is built as sqlglot trees.
@@ -83,7 +84,13 @@ class Membership:
             self._create(self.members, [(self.key, key_type)]),
             self._create(
                 self.history,
-                [(self.key, key_type), ("change", "VARCHAR"), ("refresh_id", "BIGINT"), ("at", "TIMESTAMP"), ("version", "INTEGER")],
+                [
+                    (self.key, key_type),
+                    ("change", "VARCHAR"),
+                    ("refresh_id", "BIGINT"),
+                    ("at", "TIMESTAMP"),
+                    ("version", "INTEGER"),
+                ],
             ),
         ]
 
@@ -100,10 +107,11 @@ class Membership:
 
     # -- changes -------------------------------------------------------------------
 
-    def _history_rows(self, keys: exp.Query, change: str, run_id: int, at: dt.datetime, version: int | None) -> exp.Insert:
+    def _history_rows(self, keys: exp.Query, change: str | None, run_id: int, at: dt.datetime, version: int | None) -> exp.Insert:
+        """Append ``keys`` to the history as ``change`` (None: the rows carry their own ``change`` column)."""
         rows = exp.select(
             self._key(),
-            exp.Literal.string(change),
+            exp.column("change") if change is None else exp.Literal.string(change),
             exp.Literal.number(run_id),
             exp.cast(exp.Literal.string(at.isoformat(sep=" ")), "TIMESTAMP"),
             exp.cast(exp.Null() if version is None else exp.Literal.number(version), "INTEGER"),
@@ -119,25 +127,53 @@ class Membership:
         version: int | None,
         before_commit: Callable[[], None] | None = None,
     ) -> None:
-        """Replace the members with ``query``'s keys, recording who entered and exited, in one transaction."""
-        staged = exp.select(exp.column(self.key, table="q", quoted=True)).from_(query.subquery("q"))
-        entered = exp.except_(self._keys_of(self.staging), self._keys_of(self.members), distinct=True)
-        exited = exp.except_(self._keys_of(self.members), self._keys_of(self.staging), distinct=True)
+        """Replace the members with ``query``'s keys, recording who entered and exited, in one transaction.
+
+        ``query`` is consumed (its ORDER BY is dropped in place; pass a copy to keep it).
+
+        Only the delta (a TEMP table, never written to disk) is materialised: the evaluation is
+        joined with the stored members in one full outer join, and only the changes touch the
+        members and the history, so a refresh that changes little writes little.
+        """
+        delta = exp.Table(this=_ident(f"__segmenta_delta_{self.segment_id}"))
+        temp = exp.Properties(expressions=[exp.TemporaryProperty()])
+        query.set("order", None)  # membership is a set: sorting it here would only cost time (the tree is ours)
+        new, old = exp.column(self.key, table="n", quoted=True), exp.column(self.key, table="o", quoted=True)
+        # entered = new EXCEPT old, exited = old EXCEPT new: the symmetric difference, in one full outer join
+        changes = (
+            exp.select(
+                exp.func("COALESCE", new.copy(), old.copy()).as_(self.key, quoted=True),
+                exp.case()
+                .when(old.copy().is_(exp.null()), exp.Literal.string(ENTERED))
+                .else_(exp.Literal.string(EXITED))
+                .as_("change"),
+            )
+            .from_(query.subquery("n", copy=False), copy=False)
+            .join(self.members.copy().as_("o"), on=new.copy().eq(old.copy()), join_type="FULL OUTER", copy=False)
+            .where(exp.or_(new.copy().is_(exp.null()), old.copy().is_(exp.null())), copy=False)
+        )
+
+        def of(change: str) -> exp.Select:
+            return self._keys_of(delta).where(exp.column("change").eq(exp.Literal.string(change)))
+
         statements: list[exp.Expr] = [
             *self.ensure_statements(),
-            exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=staged),
-            self._history_rows(entered, ENTERED, run_id, at, version),
-            self._history_rows(exited, EXITED, run_id, at, version),
-            exp.Drop(tables=[self.members.copy()], kind="TABLE"),
-            exp.Alter(
-                this=self.staging.copy(), kind="TABLE", actions=[exp.AlterRename(this=exp.Table(this=_ident(f"members_{self.segment_id}")))]
-            ),
+            exp.Create(this=delta.copy(), kind="TABLE", replace=True, expression=changes, properties=temp.copy()),
+            self._history_rows(self._change_rows(delta), None, run_id, at, version),
+            exp.delete(self.members.copy(), where=exp.In(this=self._key(), query=of(EXITED).subquery())),
+            exp.insert(of(ENTERED), self.members.copy()),
+            exp.Drop(tables=[delta.copy()], kind="TABLE"),
         ]
         self.engine.execute(statements, before_commit=before_commit)
 
+    def _change_rows(self, delta: exp.Table) -> exp.Select:
+        return exp.select(self._key(), exp.column("change")).from_(delta.copy())
+
     def add(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> None:
         """Add ``keys`` (a query of one key column) to the members; those not yet members are recorded as entered."""
-        new = exp.except_(exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k")), self._keys_of(self.members))
+        new = exp.except_(
+            exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k")), self._keys_of(self.members)
+        )
         staged = exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=new)
         statements: list[exp.Expr] = [
             *self.ensure_statements(),
@@ -150,7 +186,9 @@ class Membership:
 
     def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> None:
         """Remove ``keys`` from the members; those that were members are recorded as exited."""
-        gone = exp.intersect(self._keys_of(self.members), exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k")))
+        gone = exp.intersect(
+            self._keys_of(self.members), exp.select(exp.column(self.key, table="k", quoted=True)).from_(keys.subquery("k"))
+        )
         statements: list[exp.Expr] = [
             *self.ensure_statements(),
             exp.Create(this=self.staging.copy(), kind="TABLE", replace=True, expression=gone),

@@ -53,7 +53,9 @@ class SegmentConfig:
         return cls(
             unused_minutes=_positive(refresh.get("unused_minutes", 24 * 60), f"{where}.refresh.unused_minutes"),
             in_use_minutes=_positive(refresh.get("in_use_minutes", 30), f"{where}.refresh.in_use_minutes"),
-            in_use_interaction_minutes=_positive(refresh.get("in_use_interaction_minutes", 60), f"{where}.refresh.in_use_interaction_minutes"),
+            in_use_interaction_minutes=_positive(
+                refresh.get("in_use_interaction_minutes", 60), f"{where}.refresh.in_use_interaction_minutes"
+            ),
             interaction_tables=_tables(raw.get("interaction_tables"), f"{where}.interaction_tables"),
             expiry_days=_positive(raw.get("expiry_days", 30), f"{where}.expiry_days"),
             import_max_rows=_positive(raw.get("import_max_rows", 2_000_000), f"{where}.import_max_rows"),
@@ -111,7 +113,9 @@ def _reads(node: d.Condition | None, table: str, model: Model, tables: tuple[str
         scope = rel.to_table if rel is not None else scope
     if isinstance(node, d.MeasureCondition):
         m = model.measures[node.measure]
-        node = d.AggregateCondition(related=m.related, fn=m.aggregate.fn, attribute=m.aggregate.attribute, op=node.op, value=node.value)
+        node = d.AggregateCondition(
+            related=m.related, fn=m.aggregate.fn, attribute=m.aggregate.attribute, op=node.op, value=node.value
+        )
     if isinstance(node, (d.RelatedCondition, d.AggregateCondition)):
         rel = model.one_to_many(scope, node.related)
         target = rel.from_table if rel is not None else node.related

@@ -36,7 +36,9 @@ class SegmentViews:
             return self.show_in(s, self._get(s, name))
 
     def show_in(self, s: Session, seg: Segment) -> dict[str, Any]:
-        users = s.execute(select(Usage.user_kind, Usage.user_name, Usage.role).where(Usage.segment_id == seg.id, Usage.active)).all()
+        users = s.execute(
+            select(Usage.user_kind, Usage.user_name, Usage.role).where(Usage.segment_id == seg.id, Usage.active)
+        ).all()
         return {
             "name": seg.name,
             "status": seg.status,
@@ -58,7 +60,7 @@ class SegmentViews:
             "used_by": [{"kind": k, "name": n, "role": r} for k, n, r in users],
         }
 
-    def list(self, *, deleted: bool = False) -> list[dict[str, Any]]:
+    def list_segments(self, *, deleted: bool = False) -> list[dict[str, Any]]:
         """Every segment (deleted ones only with ``deleted``), by name."""
         with self.store.session() as s:
             q = select(Segment).order_by(Segment.name)

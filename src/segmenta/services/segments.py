@@ -30,7 +30,7 @@ from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
 from segmenta.model.definition import Definition
 from segmenta.model.validate import parse_definition
 from segmenta.services import limits
-from segmenta.services.lifecycle_base import SegmentsBase, RefreshResult, open_workspace
+from segmenta.services.lifecycle_base import RefreshResult, SegmentsBase, open_workspace
 from segmenta.services.segment_config import check_segment_settings
 from segmenta.services.segment_graph import find_cycle, readers, reference_graph
 from segmenta.store.database import Store, resolve_url
@@ -65,7 +65,7 @@ class Segments(SegmentsBase):
         raw, defn = self._parse(source)
         chosen = (name or defn.name or "").strip()
         if not chosen:
-            raise RejectedInput([Problem("--name", "the segment needs a name: give --name or a \"name\" in the definition")])
+            raise RejectedInput([Problem("--name", 'the segment needs a name: give --name or a "name" in the definition')])
         kind = "static" if snapshot else "dynamic"
         now = clock.now()
         with self.store.session() as s:
@@ -73,8 +73,15 @@ class Segments(SegmentsBase):
             self._check_cycle(s, chosen, raw)
             limits.check(self.config.limits, kind, self._count(s, kind))
             seg = Segment(
-                name=chosen, audience=defn.audience, kind=kind, static_type="snapshot" if snapshot else None, status="draft",
-                status_reason="draft", current_version=1, created_at=now, updated_at=now,
+                name=chosen,
+                audience=defn.audience,
+                kind=kind,
+                static_type="snapshot" if snapshot else None,
+                status="draft",
+                status_reason="draft",
+                current_version=1,
+                created_at=now,
+                updated_at=now,
             )
             s.add(seg)
             s.flush()
@@ -95,8 +102,18 @@ class Segments(SegmentsBase):
             self._check_new_name(s, name.strip())
             limits.check(self.config.limits, "static", self._count(s, "static"))
             seg = Segment(
-                name=name.strip(), audience=audience, kind="static", static_type="list", status="live", status_reason="ready",
-                current_version=1, size=0, created_at=now, updated_at=now, published_at=now, last_used_at=now,
+                name=name.strip(),
+                audience=audience,
+                kind="static",
+                static_type="list",
+                status="live",
+                status_reason="ready",
+                current_version=1,
+                size=0,
+                created_at=now,
+                updated_at=now,
+                published_at=now,
+                last_used_at=now,
             )
             s.add(seg)
             s.flush()
@@ -112,14 +129,31 @@ class Segments(SegmentsBase):
         with self.store.session() as s:
             seg = self._get(s, name)
             if seg.static_type == "list":
-                raise RejectedInput([Problem(name, "is a static list without a definition; change it with add, remove or import-csv")])
+                raise RejectedInput(
+                    [Problem(name, "is a static list without a definition; change it with add, remove or import-csv")]
+                )
             if seg.status == "expired":
-                raise RejectedInput([Problem(name, "is expired and read-only; set it to draft first (segment activate NAME --status-reason draft)")])
+                raise RejectedInput(
+                    [
+                        Problem(
+                            name, "is expired and read-only; set it to draft first (segment activate NAME --status-reason draft)"
+                        )
+                    ]
+                )
             if defn.audience != seg.audience:
-                raise RejectedInput([Problem("/audience", f"{name!r} is a segment of {seg.audience!r}; its audience cannot change to {defn.audience!r}")])
+                raise RejectedInput(
+                    [
+                        Problem(
+                            "/audience",
+                            f"{name!r} is a segment of {seg.audience!r}; its audience cannot change to {defn.audience!r}",
+                        )
+                    ]
+                )
             journeys = self._active_users(s, seg, kind="journey")
             if seg.status == "live" and journeys:
-                raise RejectedInput([Problem(name, f"is used by live journey(s) {', '.join(journeys)}; stop them before editing")])
+                raise RejectedInput(
+                    [Problem(name, f"is used by live journey(s) {', '.join(journeys)}; stop them before editing")]
+                )
             self._check_cycle(s, seg.name, raw)
             live_dynamic = seg.status == "live" and seg.kind == "dynamic"
             audience = seg.audience
@@ -143,7 +177,9 @@ class Segments(SegmentsBase):
             self._check_new_name(s, new_name)
             used_by = readers(reference_graph(s), seg.name)
             if used_by:
-                raise RejectedInput([Problem(name, f"is read by in_segment in {', '.join(used_by)}; change them first, then rename")])
+                raise RejectedInput(
+                    [Problem(name, f"is read by in_segment in {', '.join(used_by)}; change them first, then rename")]
+                )
             seg.name = new_name
             seg.updated_at = clock.now()
             self._audit(s, seg, "rename", f"{name} -> {new_name}")
@@ -177,7 +213,9 @@ class Segments(SegmentsBase):
         checked = check_segment_settings(settings)
         with self.store.session() as s:
             seg = self._get(s, name)
-            merged = {k: v for k, v in {**(seg.settings or {}), **checked}.items() if k in checked or settings.get(k, 0) is not None}
+            merged = {
+                k: v for k, v in {**(seg.settings or {}), **checked}.items() if k in checked or settings.get(k, 0) is not None
+            }
             seg.settings = merged or None
             self._audit(s, seg, "configure", repr(merged))
             if seg.status == "live" and seg.kind == "dynamic" and seg.last_refresh_at is not None:
@@ -191,14 +229,25 @@ class Segments(SegmentsBase):
         with self.store.session() as s:
             seg = self._get(s, name)
             if seg.static_type == "list":
-                return RefreshResult(seg.name, seg.size or 0, 0, 0, seg.current_version, None, "a static list is live from creation; nothing to publish")
+                return RefreshResult(
+                    seg.name,
+                    seg.size or 0,
+                    0,
+                    0,
+                    seg.current_version,
+                    None,
+                    "a static list is live from creation; nothing to publish",
+                )
             if seg.status == "expired":
-                raise RejectedInput([Problem(name, "is expired; set it to draft first (segment activate NAME --status-reason draft), then ready")])
+                raise RejectedInput(
+                    [Problem(name, "is expired; set it to draft first (segment activate NAME --status-reason draft), then ready")]
+                )
             seg_id, raw = seg.id, self._definition(s, seg, seg.current_version)
         self._compile(parse_definition(raw, self.ws.model))  # validate against the current model and live references
         with self.store.session() as s:
-            seg = s.get(Segment, seg_id)
-            assert seg is not None
+            row = s.get(Segment, seg_id)
+            assert row is not None
+            seg = row
             if seg.status != "live":
                 seg.status, seg.status_reason = "going_live", "publishing"
             seg.published_at = seg.last_used_at = clock.now()
@@ -210,11 +259,16 @@ class Segments(SegmentsBase):
         with self.store.session() as s:
             seg = self._get(s, name)
             if seg.kind == "static":
-                why = "a static list changes only by add, remove and import-csv" if seg.static_type == "list" else (
-                    "a static snapshot's members are fixed at publish; publish it again to re-evaluate")
+                why = (
+                    "a static list changes only by add, remove and import-csv"
+                    if seg.static_type == "list"
+                    else ("a static snapshot's members are fixed at publish; publish it again to re-evaluate")
+                )
                 return RefreshResult(seg.name, seg.size or 0, 0, 0, seg.live_version, None, f"nothing changed: {why}")
             if seg.status == "expired":
-                raise RejectedInput([Problem(name, "is expired and not evaluated; set it to draft, then ready, to bring it back")])
+                raise RejectedInput(
+                    [Problem(name, "is expired and not evaluated; set it to draft, then ready, to bring it back")]
+                )
             if seg.status != "live":
                 raise RejectedInput([Problem(name, f"is {seg.status}; only live segments are refreshed (publish it first)")])
             seg_id = seg.id
@@ -248,7 +302,12 @@ class Segments(SegmentsBase):
                 return self.show_in(s, seg)
             if seg.status == "expired":
                 raise RejectedInput(
-                    [Problem(name, "is expired and cannot go straight to ready; set it to draft first: segment activate NAME --status-reason draft")]
+                    [
+                        Problem(
+                            name,
+                            "is expired and cannot go straight to ready; set it to draft first: segment activate NAME --status-reason draft",
+                        )
+                    ]
                 )
             if seg.status == "live":
                 return self.show_in(s, seg)
@@ -280,7 +339,14 @@ class Segments(SegmentsBase):
 
     def _require_list(self, seg: Segment, action: str) -> None:
         if seg.static_type != "list":
-            raise RejectedInput([Problem(seg.name, f"is a {seg.kind} {'snapshot' if seg.static_type else 'segment'}; only a static list takes {action}")])
+            raise RejectedInput(
+                [
+                    Problem(
+                        seg.name,
+                        f"is a {seg.kind} {'snapshot' if seg.static_type else 'segment'}; only a static list takes {action}",
+                    )
+                ]
+            )
         if seg.status == "expired":
             raise RejectedInput([Problem(seg.name, "is expired and read-only")])
 
@@ -316,17 +382,27 @@ class Segments(SegmentsBase):
         graph[name] = raw_refs(raw)
         cycle = find_cycle(graph, name)
         if cycle:
-            raise DefinitionError([Problem("/groups", f"in_segment makes a cycle {' -> '.join(cycle)}; a segment cannot contain itself")])
+            raise DefinitionError(
+                [Problem("/groups", f"in_segment makes a cycle {' -> '.join(cycle)}; a segment cannot contain itself")]
+            )
 
     def _count(self, s: Session, kind: str) -> int:
-        q = select(func.count()).select_from(Segment).where(Segment.kind == kind, Segment.deleted_at.is_(None), Segment.status != "expired")
+        q = (
+            select(func.count())
+            .select_from(Segment)
+            .where(Segment.kind == kind, Segment.deleted_at.is_(None), Segment.status != "expired")
+        )
         return int(s.scalar(q) or 0)
 
     def _refuse_dependents(self, s: Session, seg: Segment, action: str) -> None:
         graph = reference_graph(s)
-        live = set(s.scalars(select(Segment.name).where(Segment.status.in_(("live", "going_live")), Segment.deleted_at.is_(None))))
+        live = set(
+            s.scalars(select(Segment.name).where(Segment.status.in_(("live", "going_live")), Segment.deleted_at.is_(None)))
+        )
         users = [f"segment {n}" for n in readers(graph, seg.name) if n in live]
-        users += [f"{u.user_kind} {u.user_name}" for u in s.scalars(select(Usage).where(Usage.segment_id == seg.id, Usage.active))]
+        users += [
+            f"{u.user_kind} {u.user_name}" for u in s.scalars(select(Usage).where(Usage.segment_id == seg.id, Usage.active))
+        ]
         if users:
             raise RejectedInput([Problem(seg.name, f"cannot {action}: used by {', '.join(users)}")])
 
@@ -346,7 +422,9 @@ class Segments(SegmentsBase):
 
         cfg = self.config.for_segment(seg.settings)
         raw = self._definition(s, seg, seg.live_version or seg.current_version)
-        interactions = raw is not None and reads_interactions(parse_definition(raw, self.ws.model), self.ws.model, cfg.interaction_tables)
+        interactions = raw is not None and reads_interactions(
+            parse_definition(raw, self.ws.model), self.ws.model, cfg.interaction_tables
+        )
         return cfg.cadence(in_use=bool(self._active_users(s, seg, kind="journey")), reads_interactions=interactions)
 
 

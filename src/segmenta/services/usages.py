@@ -33,14 +33,20 @@ def register_usage(segs: Segments, name: str, *, kind: str, user: str, role: str
         seg = segs._get(s, name)
         if seg.status != "live":
             raise RejectedInput([Problem(name, f"is {seg.status}; only live segments can be used by a {kind}")])
-        usage = s.scalar(select(Usage).where(Usage.segment_id == seg.id, Usage.user_kind == kind, Usage.user_name == user, Usage.role == role))
+        usage = s.scalar(
+            select(Usage).where(Usage.segment_id == seg.id, Usage.user_kind == kind, Usage.user_name == user, Usage.role == role)
+        )
         if usage is not None and usage.active:
             return
         if kind == "work_assignment":
             used = s.scalar(select(func.count(func.distinct(Usage.segment_id))).where(Usage.user_kind == kind, Usage.active))
             limits.check(segs.config.limits, "work_assignment", int(used or 0))
         if kind == "journey" and role == "entry":
-            used = s.scalar(select(func.count()).select_from(Usage).where(Usage.user_kind == kind, Usage.user_name == user, Usage.role == role, Usage.active))
+            used = s.scalar(
+                select(func.count())
+                .select_from(Usage)
+                .where(Usage.user_kind == kind, Usage.user_name == user, Usage.role == role, Usage.active)
+            )
             limits.check(segs.config.limits, "journey_entry", int(used or 0))
         if usage is None:
             s.add(Usage(segment_id=seg.id, user_kind=kind, user_name=user, role=role, active=True, since=now, updated_at=now))
@@ -56,7 +62,9 @@ def unregister_usage(segs: Segments, name: str, *, kind: str, user: str, role: s
     now = clock.now()
     with segs.store.session() as s:
         seg = segs._get(s, name)
-        usage = s.scalar(select(Usage).where(Usage.segment_id == seg.id, Usage.user_kind == kind, Usage.user_name == user, Usage.role == role))
+        usage = s.scalar(
+            select(Usage).where(Usage.segment_id == seg.id, Usage.user_kind == kind, Usage.user_name == user, Usage.role == role)
+        )
         if usage is None or not usage.active:
             return
         usage.active, usage.updated_at = False, now

@@ -43,7 +43,7 @@ class PassReport:
 
 
 def _wall() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Worker:
@@ -74,6 +74,8 @@ class Worker:
             except SegmentaError as exc:
                 report.failed.append((name, str(exc).splitlines()[0]))
                 self._mark_error(seg_id, exc)
+            except Exception as exc:  # e.g. the DuckDB file stayed locked: transient, retried next pass
+                report.failed.append((name, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             finally:
                 self.release(seg_id)
         return report
@@ -132,7 +134,9 @@ class Worker:
         lease = {"lease_until": _wall() + LEASE, "lease_owner": self.owner}
         with self.store.session() as s:
             if self.store.postgres:
-                got = s.scalar(select(Segment.id).where(Segment.id == seg_id, self._due_clause()).with_for_update(skip_locked=True))
+                got = s.scalar(
+                    select(Segment.id).where(Segment.id == seg_id, self._due_clause()).with_for_update(skip_locked=True)
+                )
                 if got is None:
                     return False
                 s.execute(update(Segment).where(Segment.id == seg_id).values(**lease))
@@ -142,7 +146,11 @@ class Worker:
 
     def release(self, seg_id: int) -> None:
         with self.store.session() as s:
-            s.execute(update(Segment).where(Segment.id == seg_id, Segment.lease_owner == self.owner).values(lease_until=None, lease_owner=None))
+            s.execute(
+                update(Segment)
+                .where(Segment.id == seg_id, Segment.lease_owner == self.owner)
+                .values(lease_until=None, lease_owner=None)
+            )
 
     def _refresh(self, name: str) -> RefreshResult:
         from segmenta.services.segments import Segments

@@ -47,9 +47,13 @@ def normalise_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise RejectedInput([Problem("--store", f"{url!r} is not a database URL such as postgresql://user@host/db or sqlite:///path")]) from None
+        raise RejectedInput(
+            [Problem("--store", f"{url!r} is not a database URL such as postgresql://user@host/db or sqlite:///path")]
+        ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise RejectedInput([Problem("--store", f"{parsed.get_backend_name()!r} is not supported; use sqlite:/// or postgresql://")])
+        raise RejectedInput(
+            [Problem("--store", f"{parsed.get_backend_name()!r} is not supported; use sqlite:/// or postgresql://")]
+        )
     return url
 
 
@@ -68,6 +72,7 @@ def create_store_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys = ON")
             cur.execute("PRAGMA busy_timeout = 60000")
             cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable against a crashed process
             cur.close()
 
         return engine
