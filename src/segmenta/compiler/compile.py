@@ -274,13 +274,46 @@ def _aggregate(ctx: _Context, node: d.AggregateCondition, table: str, alias: str
     else:
         agg = exp.Count(this=exp.Distinct(expressions=[_distinct_value(value_col, column.type)]))
     result_type = aggregate_result_column(node.fn, column).type
-    cmp = attribute_predicate(agg, result_type, node.op, node.value, as_of=ctx.as_of, case_sensitive=True)
+    if node.fn == "avg":
+        cmp = _avg_compare(exp.Sum(this=value_col.copy()), exp.Count(this=value_col.copy()), node.op, node.value)
+    else:
+        cmp = attribute_predicate(agg, result_type, node.op, node.value, as_of=ctx.as_of, case_sensitive=True)
     empty_value = 0 if node.fn in ("sum", "count_distinct") else None
     holds_on_empty = constant_holds(node.op, node.value, empty_value)
     having = exp.Not(this=exp.func("COALESCE", cmp, exp.false())) if holds_on_empty else cmp
     fk = sub.selects[0].this.copy()
     grouped = sub.group_by(fk, copy=False).having(having, copy=False)
     return _semi(ctx, alias, scope_col, grouped, negate=holds_on_empty)
+
+
+def _avg_compare(total: exp.Expr, count: exp.Expr, op: str, value: Any) -> exp.Expr:
+    """``avg <op> value`` as ``total <op> value * count``, exact in DECIMAL.
+
+    Engines return AVG of a DECIMAL as a DOUBLE, so an average of exactly 26.68 could
+    fail ``eq 26.68`` or ``gte 26.68``. Multiplying instead of dividing keeps every
+    comparison exact; ``count > 0`` keeps the direction of the inequalities and makes
+    the comparison false where the average is null (no values).
+    """
+    zero = exp.Literal.number(0)
+    if op == "is_empty":
+        return exp.EQ(this=count, expression=zero)
+    if op == "is_not_empty":
+        return exp.GT(this=count, expression=zero)
+
+    def times_count(v: Any) -> exp.Expr:
+        return exp.Mul(this=_number(v), expression=count.copy())
+
+    pred: exp.Expr
+    if op in ("between", "not_between"):
+        between = exp.Between(this=total, low=times_count(value[0]), high=times_count(value[1]))
+        pred = between if op == "between" else exp.Not(this=exp.paren(between, copy=False))
+    elif op in ("in", "not_in"):
+        isin = exp.or_(*[exp.EQ(this=total.copy(), expression=times_count(v)) for v in value], copy=False)
+        pred = exp.paren(isin, copy=False) if op == "in" else exp.Not(this=exp.paren(isin, copy=False))
+    else:
+        cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+        pred = cls(this=total, expression=times_count(value))
+    return exp.and_(exp.GT(this=count.copy(), expression=zero), pred, copy=False)
 
 
 def _distinct_value(col: exp.Expr, ctype: ColumnType) -> exp.Expr:
