@@ -606,3 +606,36 @@ def test_in_segment(ws: Workspace) -> None:
     groups = [{"where": {"in_segment": "vips"}}, {"link": "and_also", "where": cond("score", "eq", 10)}]
     assert members(ws, groups) == [1, 7]
     assert members(ws, [{"where": {"in_segment": "vips"}}], audience="account") == [10]
+
+
+def test_avg_is_exact(tmp_path: Path) -> None:
+    """Averages compared exactly (an engine's AVG of a DECIMAL is a DOUBLE: 4/3 and 1.3333333333333333 are one DOUBLE)."""
+    people = [_person(pid, "x", 0, None, None, None, None, None, None, None) for pid in (1, 2, 3, 4)]
+    amounts = {1: ["10.16", "4.42", "2.25"], 2: ["2.25", "5.68", "27.17"], 3: ["1", "1", "2"], 4: ["1", "2", "2"]}
+    purchases = [{"purchaseid": 10 * pid + i, "pid": pid, "amount": Decimal(a), "ts": None, "kind": None}
+                 for pid, values in amounts.items() for i, a in enumerate(values)]
+    data = {"account": [], "person": people, "purchase": purchases}
+    with Workspace.init(tmp_path / "ws", model=MODEL) as ws:
+        for name, rows in data.items():
+            ws.engine.replace_table(name, MODEL.table(name), pa.Table.from_pylist(rows, schema=arrow_schema(MODEL.table(name))))
+        cases = [  # averages: 1 5.61, 2 11.70, 3 4/3, 4 5/3
+            (agg("avg", "amount", "eq", 5.61), [1]),
+            (agg("avg", "amount", "gte", 5.61), [1, 2]),
+            (agg("avg", "amount", "lte", 11.7), [1, 2, 3, 4]),
+            (agg("avg", "amount", "eq", 11.70), [2]),
+            (agg("avg", "amount", "ne", 11.70), [1, 3, 4]),
+            (agg("avg", "amount", "gt", 11.7), []),
+            (agg("avg", "amount", "in", [5.61, 11.7]), [1, 2]),
+            (agg("avg", "amount", "not_in", [5.61]), [2, 3, 4]),
+            (agg("avg", "amount", "between", [5.61, 11.7]), [1, 2]),
+            (agg("avg", "amount", "not_between", [5.61, 5.61]), [2, 3, 4]),
+            (agg("avg", "amount", "is_not_empty"), [1, 2, 3, 4]),
+            (agg("avg", "amount", "gt", 1.3333333333333333), [1, 2, 3, 4]),
+            (agg("avg", "amount", "lt", 1.6666666666666667), [3, 4]),
+            (agg("avg", "amount", "ne", 1.3333333333333333), [1, 2, 3, 4]),
+            (agg("avg", "amount", "between", [1.3333333333333334, 1.6666666666666667]), [4]),
+        ]
+        for where, expected in cases:
+            definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
+            assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
+            assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where
