@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,24 @@ class Api:
         return self.client.request(method, path, headers=headers, **kwargs)
 
 
-@pytest.fixture
-def api(template: Template, tmp_path: Path) -> Iterator[Api]:
-    path = tmp_path / "ws"
+@contextmanager
+def serving(template: Template, path: Path) -> Iterator[Api]:
+    """A Service and TestClient on a fresh copy of the template at ``path``."""
     shutil.copytree(template.path, path)
     service = Service(path)
     with TestClient(create_app(service=service)) as client:
         yield Api(client, service, dict(template.tokens), template.first)
+
+
+@pytest.fixture
+def api(template: Template, tmp_path: Path) -> Iterator[Api]:
+    """For tests that change things: a copy of its own."""
+    with serving(template, tmp_path / "ws") as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def shared_api(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """For calls that change nothing (reads, refusals): one copy per test module."""
+    with serving(template, tmp_path_factory.mktemp("api-shared") / "ws") as made:
+        yield made

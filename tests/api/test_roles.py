@@ -66,7 +66,11 @@ LETTER = {"admin": "A", "operator": "O", "marketer": "M", "viewer": "V"}
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("case", "method", "path", "kwargs", "allowed"), CASES, ids=[c[0] for c in CASES])
-def test_role_matrix(api: Api, role: str, case: str, method: str, path: str, kwargs: dict[str, Any], allowed: str) -> None:
+def test_role_matrix(
+    request: pytest.FixtureRequest, role: str, case: str, method: str, path: str, kwargs: dict[str, Any], allowed: str
+) -> None:
+    changes = LETTER[role] in allowed and not (method == "GET" or path.startswith("/api/definitions/"))
+    api: Api = request.getfixturevalue("api" if changes else "shared_api")  # a copy of its own when the call changes things
     response = api.call(role, method, path, **kwargs)
     if LETTER[role] in allowed:
         assert 200 <= response.status_code < 300, (case, role, response.status_code, response.text)
@@ -78,8 +82,8 @@ def test_role_matrix(api: Api, role: str, case: str, method: str, path: str, kwa
 
 
 @pytest.mark.parametrize(("case", "method", "path", "kwargs", "allowed"), CASES, ids=[c[0] for c in CASES])
-def test_anonymous_is_refused(api: Api, case: str, method: str, path: str, kwargs: dict[str, Any], allowed: str) -> None:
-    response = api.call(None, method, path, **kwargs)
+def test_anonymous_is_refused(shared_api: Api, case: str, method: str, path: str, kwargs: dict[str, Any], allowed: str) -> None:
+    response = shared_api.call(None, method, path, **kwargs)
     assert response.status_code == 401, (case, response.text)
     assert response.json()["error"]["type"] == "Unauthenticated"
     assert response.headers["www-authenticate"] == "Bearer"
