@@ -81,7 +81,7 @@ def import_csv(
     except EngineError as exc:
         raise DataError([Problem(str(path), _csv_error(exc))]) from None
     try:
-        counts = engine.run(_counts()).to_pylist()[0]
+        counts = {"read": engine.run(exp.select(exp.Count(this=exp.Star())).from_(_table(IMPORT))).column(0)[0].as_py()}
         limit = segs.config.import_max_rows
         if counts["read"] > limit:
             raise DataError(
@@ -189,13 +189,10 @@ def _matches(segs: Segments, audience: str, email: str) -> exp.Create:
         segs.ws.model,
         as_of=clock.now(),
     )
-    everyone.set("order", None)
-    addr = exp.Lower(this=exp.Trim(this=exp.column(email, quoted=True)))
-    active = (
-        exp.select(exp.column(table.key, quoted=True), addr.as_("addr"))
-        .from_(_table(audience))
-        .where(exp.In(this=exp.column(table.key, quoted=True), query=everyone.subquery()))
-    )
+    everyone.set("order", None)  # SELECT t.key FROM audience AS t WHERE <active rule>: add the address beside the key
+    alias = everyone.selects[0].table
+    addr = exp.Lower(this=exp.Trim(this=exp.column(email, table=alias, quoted=True)))
+    active = everyone.select(addr.as_("addr"), copy=False)
     wanted = exp.select("__addr").from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
     select = (
         exp.select(exp.column(table.key, quoted=True), exp.column("addr"))
