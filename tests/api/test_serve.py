@@ -85,6 +85,14 @@ def concurrent_estimates_are_right(client: httpx.Client) -> list[str]:
     return wrong
 
 
+def cli(workspace: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "segmenta", "--workspace", str(workspace), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.fixture
 def workspace(conformance_dir: Path, tmp_path: Path) -> Path:
     path = tmp_path / "ws"
@@ -126,6 +134,13 @@ def test_serve_on_loopback_prints_the_first_admin_once(workspace: Path) -> None:
         me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token.group(1)}"})
         assert me.status_code == 200
         assert client.get("/api/segments", headers={"Authorization": f"Bearer {token.group(1)}"}).json()[0]["status"] == "live"
+        # local recovery while the service runs: a new token and a new password from the command line
+        fresh = cli(workspace, "users", "token", "admin").strip()
+        assert client.get("/api/auth/me", headers={"Authorization": f"Bearer {fresh}"}).json()["username"] == "admin"
+        new_password = cli(workspace, "users", "reset-password", "admin").split(": ", 1)[1].strip()
+        assert client.post("/api/auth/login", json={"username": "admin", "password": password.group(1)}).status_code == 401
+        assert client.post("/api/auth/login", json={"username": "admin", "password": new_password}).status_code == 200
+        assert cli(workspace, "users", "list").split("\t")[:2] == ["admin", "admin"]
     second = "".join(again)
     assert "First start" not in second and "password" not in second
     assert token.group(1) not in second

@@ -7,11 +7,13 @@ generated password and an API token ONCE; only their hashes are stored.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import secrets
+from typing import Annotated, Any
 
 import typer
 
 from segmenta.interfaces.cli import app, errors, workspace_path
+from segmenta.services import audit
 
 
 def first_start_message(username: str, password: str, token: str, url: str) -> str:
@@ -46,3 +48,70 @@ def serve(
     typer.echo(f"segmenta serving {service.ws.path} at {url} (API docs: {url}docs)")
     logging.getLogger("segmenta").setLevel(logging.WARNING)
     uvicorn.run(create_app(service=service), host=host, port=port, log_level=log_level)
+
+
+# -- local user administration (whoever can open the workspace is its administrator) --------
+
+users_app = typer.Typer(no_args_is_help=True, help="Service users: list them, or give one a new password or API token.")
+app.add_typer(users_app, name="users")
+
+
+def _users(fn: Any) -> Any:
+    """Run ``fn`` on the workspace's store only (not its data), so it works while the service runs."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from segmenta.errors import NotFound, Problem
+    from segmenta.services.users import Users
+    from segmenta.store.database import Store, resolve_url
+    from segmenta.workspace import CONFIG_FILE, MODEL_FILE
+
+    with errors():
+        path = workspace_path()
+        if not (path / MODEL_FILE).is_file():
+            raise NotFound([Problem(str(path), "is not a segmenta workspace (no model.yaml); create it with 'segmenta init'")])
+        config_file = path / CONFIG_FILE
+        config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}) if config_file.is_file() else {}
+        store = Store(resolve_url(path, config))
+        try:
+            return fn(SimpleNamespace(users=Users(store), store=store))
+        finally:
+            store.close()
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user with role, PII restriction and token count."""
+    for u in _users(lambda svc: svc.users.list_users()):
+        flags = " pii-restricted" if u["pii_restricted"] else ""
+        flags += " disabled" if u["disabled"] else ""
+        typer.echo(f"{u['username']}\t{u['role']}\ttokens={u['tokens']}{flags}")
+
+
+@users_app.command("reset-password")
+def users_reset_password(username: Annotated[str, typer.Argument(help="The user (e.g. admin)")]) -> None:
+    """Give USERNAME a new generated password, printed once (their browser sessions end)."""
+    password = secrets.token_urlsafe(12)
+
+    def reset(svc: Any) -> None:
+        svc.users.update_user(username, {"password": password})
+        audit.record(svc.store, user="(cli)", action="cli.reset_password", obj=username)
+
+    _users(reset)
+    typer.echo(f"new password for {username}: {password}")
+
+
+@users_app.command("token")
+def users_token(
+    username: Annotated[str, typer.Argument(help="The user")],
+    label: Annotated[str, typer.Option(help="What the token is for")] = "cli",
+) -> None:
+    """A new API token for USERNAME, printed once."""
+
+    def make(svc: Any) -> str:
+        token: str = svc.users.create_token(username, label=label)
+        audit.record(svc.store, user="(cli)", action="cli.create_token", obj=username)
+        return token
+
+    typer.echo(_users(make))
