@@ -153,3 +153,23 @@ def test_import_not_found_rows_are_not_offered_to_restricted(api: Api) -> None:
     assert api.call("restricted", "GET", url).status_code == 403
     assert api.call("viewer", "GET", url).status_code == 403
     assert api.call("admin", "GET", url).status_code == 200
+
+
+def test_load_errors_name_the_upload_and_hide_pii_values_from_restricted(api: Api) -> None:
+    api.call("admin", "POST", "/api/users", json={"username": "opal", "role": "operator", "pii_restricted": True})
+    token = api.call("admin", "POST", "/api/users/opal/tokens").json()["token"]
+    header = "contactid,firstname,lastname,email,jobtitle,tier,country,birthdate,createdon,donotemail,interests,score,parentaccountid,statecode,fullname"
+    bad = f"{header}\n1,A,B,a@b.example,x,Gold,UK,secret-birthday,,,,,,0,\n".encode()
+
+    def load(headers: dict[str, str]) -> dict:
+        files = {"file": ("people.csv", io.BytesIO(bad), "text/csv")}
+        response = api.client.post("/api/tables/contact/load", files=files, headers=headers)
+        assert response.status_code == 422
+        return response.json()["error"]
+
+    hidden = load({"Authorization": f"Bearer {token}"})
+    assert "secret-birthday" not in str(hidden) and "'birthdate'" in hidden["problems"][0]["message"]
+    assert hidden["problems"][0]["where"].startswith("people.csv") and "/tmp" not in str(hidden)
+    shown = load(api.auth("admin"))
+    assert "secret-birthday" in shown["problems"][0]["message"]
+    assert api.call("admin", "GET", "/api/tables/contact/rows").json()["total"] > 1  # nothing was loaded

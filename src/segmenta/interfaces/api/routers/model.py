@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query, UploadFile
 from sqlglot import exp
 
-from segmenta.errors import NotFound, Problem, RejectedInput
+from segmenta.errors import DataError, NotFound, Problem, RejectedInput
 from segmenta.interfaces.api.auth import LoadTable, Read
 from segmenta.interfaces.api.views import choose_columns, mask_rows, model_json, split_columns
 from segmenta.model.schema import hint
@@ -59,6 +59,16 @@ def table_rows(
     return {"table": table, "total": total, "columns": chosen, "rows": rows, "masked": masked}
 
 
+def _problem(ctx: Any, table: str, problem: Problem, tmp: str, upload: str) -> Problem:
+    """The upload's name instead of the server's temporary path; no PII value echoed to a restricted user."""
+    where = problem.where.replace(tmp, upload).replace(Path(tmp).name, upload)
+    if ctx.restricted:
+        for name, col in ctx.service.model.table(table).columns.items():
+            if col.pii and problem.message.startswith(f"column {name!r}:"):
+                return Problem(where, f"column {name!r}: a value does not fit the column (not shown: the column holds PII)")
+    return Problem(where, problem.message)
+
+
 @router.post("/tables/{table}/load")
 def load_table(ctx: LoadTable, table: str, file: UploadFile) -> dict[str, Any]:
     """Replace a table's rows with an uploaded .csv or .parquet file (checked whole first, as ``segmenta load``)."""
@@ -70,6 +80,9 @@ def load_table(ctx: LoadTable, table: str, file: UploadFile) -> dict[str, Any]:
         path = Path(tmp) / f"{table}{suffix}"
         with path.open("wb") as fh:
             shutil.copyfileobj(file.file, fh)
-        rows = ctx.ws.load(table, path)
+        try:
+            rows = ctx.ws.load(table, path)
+        except DataError as exc:
+            raise DataError([_problem(ctx, table, p, str(path), file.filename or "file") for p in exc.problems]) from None
     ctx.audit_detail = f"{rows} rows"
     return {"table": table, "rows": rows}
