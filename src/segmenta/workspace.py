@@ -210,11 +210,10 @@ class Workspace:
         definition = self.definition(source)
         moment = _as_of(as_of)
         query = compile_definition(definition, self.model, as_of=moment, segments=self.segment_source)
-        result = self.engine.run(query)
+        sql = self.engine.sql(query)  # rendered once: run and reported as the same text
+        result = self.engine.run(sql)
         key = self.model.table(definition.audience).key
-        return Evaluation(
-            audience=definition.audience, key=key, keys=result.column(0).to_pylist(), as_of=moment, sql=self.engine.sql(query)
-        )
+        return Evaluation(audience=definition.audience, key=key, keys=result.column(0).to_pylist(), as_of=moment, sql=sql)
 
     def preview(
         self,
