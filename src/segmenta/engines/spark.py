@@ -220,6 +220,7 @@ class SparkEngine(Engine):
         root = Path(self.settings.tables_path)
         self.root = root if root.is_absolute() else Path(workspace) / root
         self._views: dict[str, str] = {}  # view name -> what it reads (version dir or catalog table)
+        self._parquet_views: dict[str, tuple[Callable[[], str], str | None]] = {}  # e.g. saved segments' members
         self._spark: Any = None
 
     @property
@@ -230,9 +231,27 @@ class SparkEngine(Engine):
         return self._spark
 
     def _execute(self, sql: str) -> pa.Table:
-        self._register_views()
-        result: pa.Table = self.spark.sql(sql).toArrow()
+        result: pa.Table = self.frame(sql).toArrow()
         return result
+
+    def frame(self, sql: str) -> Any:
+        """The (lazy) DataFrame of ``sql`` over the registered views: nothing runs until it is written or collected."""
+        self._register_views()
+        return self.spark.sql(sql)
+
+    def register_parquet_view(self, name: str, locate: Callable[[], str], schema: str | None = None) -> None:
+        """Make ``name`` a temp view over the Parquet directory ``locate()`` names, resolved before each query.
+
+        The saved segments' store (services/membership_spark.py) registers each segment's members
+        this way: ``in_segment`` reads the version committed when the query runs. Nothing starts here.
+        """
+        self._parquet_views[name] = (locate, schema)
+
+    def forget_view(self, name: str) -> None:
+        """Drop a view made by :meth:`register_parquet_view` (its files are going away)."""
+        self._parquet_views.pop(name, None)
+        if self._views.pop(name, None) is not None:
+            self.spark.catalog.dropTempView(name)
 
     def _replace_table(self, name: str, table: Table, data: pa.Table) -> None:
         if name in self.settings.tables:
@@ -247,11 +266,10 @@ class SparkEngine(Engine):
         frame.write.mode("overwrite").saveAsTable(target)
 
     def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
-        # Saved segments keep their membership beside the data, in one engine transaction;
-        # Parquet directories have none to offer. Not wired for Spark yet (docs/spark.md).
+        # Parquet directories have no SQL transactions; saved segments commit through a pointer
+        # file instead (services/membership_spark.py), so nothing should land here.
         raise UnsupportedFeature(
-            "saved segments (publish, refresh, lists, members) store membership in the data engine, which the Spark engine "
-            "does not support yet; use 'segment evaluate' on Spark, or a DuckDB workspace for saved segments"
+            "the Spark engine runs no SQL transactions; saved segments on Spark go through services/membership_spark.py"
         )
 
     def tables(self) -> set[str]:
@@ -264,6 +282,7 @@ class SparkEngine(Engine):
     def close(self) -> None:
         # The session is shared by the process (one per target); only forget our views.
         self._views.clear()
+        self._parquet_views.clear()
 
     def _register_views(self) -> None:
         for name in sorted(self.tables()):
@@ -272,6 +291,13 @@ class SparkEngine(Engine):
                 continue
             frame = self.spark.table(source) if name in self.settings.tables else self.spark.read.parquet(source)
             frame.createOrReplaceTempView(_quote(name))
+            self._views[name] = source
+        for name, (locate, schema) in self._parquet_views.items():
+            source = locate()
+            if self._views.get(name) == source:
+                continue
+            reader = self.spark.read.schema(schema) if schema else self.spark.read
+            reader.parquet(source).createOrReplaceTempView(_quote(name))
             self._views[name] = source
 
 

@@ -32,7 +32,7 @@ def _store_url() -> str | None:
 
 
 def with_segments(fn: Callable[[Segments], T]) -> T:
-    with errors(), Segments.open(workspace_path(), store_url=_store_url()) as segs:
+    with errors(), Segments.open(workspace_path(), store_url=_store_url(), engine=state.engine) as segs:
         return fn(segs)
 
 
@@ -358,7 +358,7 @@ def worker(
     from segmenta.services.worker import Worker
 
     with errors():
-        w = Worker(workspace_path(), store_url=_store_url())
+        w = Worker(workspace_path(), store_url=_store_url(), engine=state.engine)
         try:
             while True:
                 report = w.run_once()

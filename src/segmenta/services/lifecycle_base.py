@@ -17,7 +17,7 @@ from segmenta import clock
 from segmenta.errors import DefinitionError, EngineError, NotFound, Problem, RejectedInput
 from segmenta.model.schema import ColumnType, hint
 from segmenta.model.validate import parse_definition
-from segmenta.services.membership_store import Membership
+from segmenta.services.membership_store import Membership, membership_for
 from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_views import SegmentViews
 from segmenta.store.database import Store
@@ -41,13 +41,13 @@ class RefreshResult:
     note: str = ""
 
 
-def open_workspace(path: str | Path | None, *, wait: float | None = None) -> Workspace:
-    """Open a workspace, retrying while another process holds the DuckDB file (single writer)."""
+def open_workspace(path: str | Path | None, *, wait: float | None = None, engine: str | None = None) -> Workspace:
+    """Open a workspace (``engine`` overrides segmenta.yaml), retrying while another process holds the DuckDB file."""
     deadline = time.monotonic() + (wait if wait is not None else float(os.environ.get("SEGMENTA_LOCK_WAIT", "30")))
     delay = 0.05
     while True:
         try:
-            return Workspace.open(path)
+            return Workspace.open(path, engine=engine)
         except Exception as exc:  # duckdb.IOException: Could not set lock on file
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
@@ -89,7 +89,7 @@ class SegmentsBase(SegmentViews):
 
     def membership(self, seg: Segment) -> Membership:
         table = self.ws.model.table(seg.audience)
-        return Membership(self.ws.engine, seg.id, table.key, table.column(table.key).type)
+        return membership_for(self.ws.engine, seg.id, table.key, table.column(table.key).type)  # type: ignore[no-any-return]
 
     def _audit(self, s: Session, seg: Segment | None, action: str, detail: str) -> None:
         s.add(AuditEntry(at=clock.now(), segment_id=seg.id if seg else None, action=action, detail=detail))

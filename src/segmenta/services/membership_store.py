@@ -94,6 +94,10 @@ class Membership:
             ),
         ]
 
+    def ensure(self) -> None:
+        """Create this segment's (empty) tables if they do not exist yet."""
+        self.engine.execute(self.ensure_statements())
+
     def exists(self) -> bool:
         return f"members_{self.segment_id}" in self._segment_tables()
 
@@ -243,6 +247,15 @@ class Membership:
             return False
         q = exp.select(exp.Count(this=exp.Star())).from_(self.members.copy()).where(self._key().eq(key_literal(key)))
         return bool(self.engine.run(q).column(0)[0].as_py())
+
+
+def membership_for(engine: Engine, segment_id: int, key: str, key_type: ColumnType) -> Any:
+    """The membership store for ``engine``: SQL tables in a DuckDB transaction, or Parquet behind a commit file on Spark."""
+    if engine.dialect == "spark":
+        from segmenta.services.membership_spark import SparkMembership
+
+        return SparkMembership(engine, segment_id, key, key_type)  # type: ignore[arg-type]
+    return Membership(engine, segment_id, key, key_type)
 
 
 def key_literal(value: Any) -> exp.Expr:

@@ -44,9 +44,11 @@ class Segments(SegmentsBase):
 
     @classmethod
     @contextmanager
-    def open(cls, workspace: str | Path | None = None, *, store_url: str | None = None) -> Iterator[Segments]:
-        """Open a workspace and its store (DuckDB locked by another process: retried briefly)."""
-        ws = open_workspace(workspace)
+    def open(
+        cls, workspace: str | Path | None = None, *, store_url: str | None = None, engine: str | None = None
+    ) -> Iterator[Segments]:
+        """Open a workspace (``engine`` overrides segmenta.yaml) and its store (DuckDB locked: retried briefly)."""
+        ws = open_workspace(workspace, engine=engine)
         try:
             store = Store(resolve_url(ws.path, ws.config, store_url))
         except BaseException:
@@ -119,8 +121,7 @@ class Segments(SegmentsBase):
             s.flush()
             s.add(SegmentVersion(segment_id=seg.id, version=1, definition=None, created_at=now))
             self._audit(s, seg, "create", f"static list on {audience}")
-        m = self.membership(self._snapshot_of(name.strip()))
-        m.engine.execute(m.ensure_statements())
+        self.membership(self._snapshot_of(name.strip())).ensure()
         return self.show(name.strip())
 
     def edit(self, name: str, source: Any) -> dict[str, Any]:

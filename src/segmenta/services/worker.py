@@ -49,8 +49,11 @@ def _wall() -> dt.datetime:
 class Worker:
     """Runs due refreshes and expiry checks of one workspace's saved segments."""
 
-    def __init__(self, workspace: str | Path, *, store_url: str | None = None, owner: str | None = None) -> None:
+    def __init__(
+        self, workspace: str | Path, *, store_url: str | None = None, owner: str | None = None, engine: str | None = None
+    ) -> None:
         self.path = Path(workspace)
+        self.engine = engine  # overrides segmenta.yaml's engine (the --engine option)
         cfg_file = self.path / "segmenta.yaml"
         ws_config = (yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}) if cfg_file.is_file() else {}
         self.config = SegmentConfig.from_workspace(ws_config)
@@ -155,7 +158,7 @@ class Worker:
     def _refresh(self, name: str) -> RefreshResult:
         from segmenta.services.segments import Segments
 
-        ws = open_workspace(self.path)
+        ws = open_workspace(self.path, engine=self.engine)
         try:
             return Segments(ws, self.store).refresh(name, trigger="worker")
         finally:
