@@ -132,12 +132,12 @@ def test_cli_engine_option(conformance_dir: Path, conformance_expected: dict, tm
     assert r.returncode == 2 and "--engine: unknown engine 'nope'" in r.stderr
 
 
-def test_saved_segment_membership_is_refused_clearly(tmp_path: Path, conformance_dir: Path) -> None:
-    """Membership storage needs engine transactions; Spark says so rather than half-writing."""
+def test_sql_transactions_are_refused_clearly(tmp_path: Path, conformance_dir: Path) -> None:
+    """Parquet directories have no SQL transactions; saved segments commit another way (services/membership_spark.py)."""
     from sqlglot import exp
 
     from segmenta.errors import EngineError
 
     ws = segmenta.Workspace.init(tmp_path / "ws", model=conformance_dir / "model.yaml", engine="spark")
-    with pytest.raises(EngineError, match="does not support yet; use 'segment evaluate' on Spark"):
+    with pytest.raises(EngineError, match="runs no SQL transactions; saved segments on Spark go through"):
         ws.engine.execute([exp.select("1")])

@@ -50,10 +50,7 @@ class SparkMatches:
         """The file's distinct non-empty addresses, written as Parquet by DuckDB, as a Spark view."""
         path = self.dir / "addresses.parquet"
         addresses = (
-            exp.select(exp.column("__addr"))
-            .distinct()
-            .from_(_table(IMPORT))
-            .where(exp.column("__addr").is_(exp.null()).not_())
+            exp.select(exp.column("__addr")).distinct().from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
         )
         copy = exp.Copy(
             this=addresses.subquery(),

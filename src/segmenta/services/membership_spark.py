@@ -27,6 +27,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ ENTERED = "entered"
 EXITED = "exited"
 #: History parts are merged into one (in the same commit) once a segment has this many.
 COMPACT_AFTER = 64
+#: Segment directories whose writer lock this thread holds (the lock is re-entrant per thread:
+#: resolving a view inside a change may need to read the same segment).
+_held = threading.local()
 
 
 def _quoted(name: str) -> str:
@@ -144,13 +148,19 @@ class SparkMembership:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        """One writer per segment at a time (across processes on this file system)."""
+        """One writer per segment at a time (across processes and threads on this file system)."""
+        held: set[Path] = _held.__dict__.setdefault("dirs", set())
+        if self.dir in held:
+            yield
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         with (self.dir / ".lock").open("a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
+            held.add(self.dir)
             try:
                 yield
             finally:
+                held.discard(self.dir)
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _read(self, version: str | None, schema: str | None = None) -> Any:
@@ -229,9 +239,12 @@ class SparkMembership:
             key = F.col(_quoted(self.key)).cast(self._spark_type).alias(self.key)
             new_members(old).select(key).write.parquet(str(self.dir / members_version))
             new = self._read(members_version)
+            size = new.count()  # from the Parquet footers
             # entered = new EXCEPT old, exited = old EXCEPT new (EXCEPT DISTINCT, in Spark)
-            changes = new.subtract(old).withColumn("change", F.lit(ENTERED)).unionByName(
-                old.subtract(new).withColumn("change", F.lit(EXITED))
+            changes = (
+                new.subtract(old)
+                .withColumn("change", F.lit(ENTERED))
+                .unionByName(old.subtract(new).withColumn("change", F.lit(EXITED)))
             )
             rows = changes.select(
                 F.col(_quoted(self.key)),
@@ -250,7 +263,7 @@ class SparkMembership:
             committed = Committed(
                 members=members_version,
                 history=history,
-                size=state.size + entered - exited,
+                size=size,
                 last_run=run_id,
                 last_changes=(entered, exited),
             )
