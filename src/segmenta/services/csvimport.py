@@ -228,7 +228,9 @@ def match_query(segs: Segments, audience: str, email: str, wanted: exp.Query) ->
         as_of=clock.now(),
     )
     everyone.set("order", None)  # SELECT t.key FROM audience AS t WHERE <active rule>: add the address beside the key
-    alias = everyone.selects[0].table
+    key_column = everyone.selects[0]
+    assert isinstance(key_column, exp.Column)
+    alias = key_column.table
     addr = exp.Lower(this=exp.Trim(this=exp.column(email, table=alias, quoted=True)))
     active = everyone.select(addr.as_("addr"), copy=False)
     return (
