@@ -70,11 +70,32 @@ def load_definition_text(text: str, *, source: str = "definition") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as json_exc:
         try:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_definition_yaml_loader())  # a SafeLoader subclass
         except yaml.YAMLError:
             raise DefinitionError(
                 [Problem(source, f"not valid JSON or YAML (JSON: {json_exc.msg} at line {json_exc.lineno} column {json_exc.colno})")]
             ) from None
+
+
+def _definition_yaml_loader() -> type:
+    """A YAML SafeLoader that reads scalars as JSON would.
+
+    Plain YAML 1.1 turns ``op: on`` (an operator) into ``True`` and ``value: 2026-10-27``
+    into a date object; here only true/false are booleans and dates stay ISO strings,
+    which the validator parses like any other.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    dropped = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in dropped]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    return Loader
 
 
 def check_measure_filters(model: Model) -> list[Problem]:
@@ -120,7 +141,8 @@ class _Checker:
             return None
         for key in raw:
             if key not in ("name", "description", "audience", "groups"):
-                self.fail(f"/{_esc(key)}", f"unknown key {key!r}{hint(key, ('name', 'description', 'audience', 'groups'))}")
+                self.fail(f"/{_esc(key)}", f"unknown key {key!r}{hint(key, ('name', 'description', 'audience', 'groups'))}; "
+                                           "a definition has name, description, audience and groups")
         name = raw.get("name")
         if name is not None and not isinstance(name, str):
             self.fail("/name", f"name must be a string, not {_kind(name)}")
@@ -312,6 +334,9 @@ class _Checker:
             if not isinstance(v, list) or not v:
                 raise self.fail(at, f"{op} takes a non-empty list ({_expected(op, col)}), not {json.dumps(v, default=str)}")
             return tuple(self.scalar(x, col, op, what, at) for x in v)
+        if isinstance(v, (list, Mapping)):
+            several = '; use "in" to match any of several values' if isinstance(v, list) and "in" in OPERATORS[col.type] else ""
+            raise self.fail(at, f"{op} on {what} takes one value ({_expected(op, col)}), not {_kind(v)}{several}")
         return self.scalar(v, col, op, what, at)
 
     def scalar(self, v: Any, col: Column, op: str, what: str, at: str) -> Any:
@@ -375,7 +400,9 @@ class _Checker:
         if "count" in raw:
             c = raw["count"]
             if not isinstance(c, Mapping) or set(c) - {"op", "value"}:
-                raise self.fail(at, "'count' is {\"op\": OP, \"value\": N}, e.g. {\"op\": \"gte\", \"value\": 1}")
+                extra = sorted(map(str, set(c) - {"op", "value"})) if isinstance(c, Mapping) else []
+                unknown = f"unknown key {extra[0]!r} in 'count'{hint(extra[0], ('op', 'value'))}; " if extra else ""
+                raise self.fail(at, unknown + "'count' is {\"op\": OP, \"value\": N}, e.g. {\"op\": \"gte\", \"value\": 1}")
             op = c.get("op", "gte")
             if op not in COUNT_OPERATORS:
                 raise self.fail(at, f"count operator {op!r}{hint(op, COUNT_OPERATORS)} is not one of: {', '.join(COUNT_OPERATORS)}")
@@ -397,7 +424,9 @@ class _Checker:
         agg = raw["aggregate"]
         fns = ("sum", "avg", "min", "max", "count_distinct")
         if not isinstance(agg, Mapping) or set(agg) - {"fn", "attribute"} or "fn" not in agg or "attribute" not in agg:
-            raise self.fail(at, "'aggregate' is {\"fn\": F, \"attribute\": A} with F one of " + ", ".join(fns))
+            extra = sorted(map(str, set(agg) - {"fn", "attribute"})) if isinstance(agg, Mapping) else []
+            unknown = f"unknown key {extra[0]!r} in 'aggregate'{hint(extra[0], ('fn', 'attribute'))}; " if extra else ""
+            raise self.fail(at, unknown + "'aggregate' is {\"fn\": F, \"attribute\": A} with F one of " + ", ".join(fns))
         fn = agg["fn"]
         if fn not in fns:
             raise self.fail(at, f"unknown aggregate function {fn!r}{hint(fn, fns)}; use one of {', '.join(fns)}")
