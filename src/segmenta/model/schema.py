@@ -229,6 +229,8 @@ class Model(_Frozen):
                     f"{at}/active/attribute",
                     f"table {tname!r} has no attribute {table.active.attribute!r}{hint(table.active.attribute, table.columns)}",
                 )
+            elif table.active is not None and (problem := active_value_problem(table.columns[table.active.attribute], table.active.equals)):
+                yield Problem(f"{at}/active/equals", problem)
         seen: dict[tuple[str, str], str] = {}
         for i, rel in enumerate(self.relationships):
             at = f"/relationships/{i}"
@@ -243,6 +245,8 @@ class Model(_Frozen):
                     ok = False
             if not ok:
                 continue
+            if (link_problem := self._link_problem(rel)) is not None:
+                yield Problem(f"{at}/{link_problem[0]}", link_problem[1])
             for table_name, link in ((rel.from_table, rel.name), (rel.to_table, rel.reverse)):
                 key = (table_name, link)
                 if key in seen:
@@ -267,6 +271,34 @@ class Model(_Frozen):
                 )
             elif (problem := aggregate_type_problem(m.aggregate.fn, measured.type)) is not None:
                 yield Problem(f"{at}/aggregate/fn", problem)
+
+
+    def _link_problem(self, rel: Relationship) -> tuple[str, str] | None:
+        """('to' or 'from', why) when a relationship does not link a foreign key to a key of the same type."""
+        target = self.tables[rel.to_table]
+        if rel.to_column != target.key:
+            return "to", f"{rel.to!r} is not the key of {rel.to_table!r}; a relationship leads to a key: '{rel.to_table}.{target.key}'"
+        fk_type = self.tables[rel.from_table].columns[rel.from_column].type
+        key_type = target.columns[rel.to_column].type
+        if fk_type is not key_type:
+            return "from", f"foreign key {rel.from_!r} is {fk_type.value} but the key {rel.to!r} is {key_type.value}; give them one type"
+        return None
+
+
+def active_value_problem(col: Column, value: Any) -> str | None:
+    """Why ``value`` cannot be what an active rule's attribute ``equals``, or None when it can."""
+    expected = {
+        ColumnType.BOOLEAN: ("true or false", isinstance(value, bool)),
+        ColumnType.INTEGER: ("a whole number", isinstance(value, int) and not isinstance(value, bool)),
+        ColumnType.DECIMAL: ("a number", isinstance(value, (int, float)) and not isinstance(value, bool)),
+        ColumnType.TEXT: ("a string", isinstance(value, str)),
+        ColumnType.CHOICE: ("one of " + ", ".join(col.choices or ()), isinstance(value, str) and value in (col.choices or ())),
+    }.get(col.type)
+    if expected is None:
+        return f"an active rule compares a boolean, integer, decimal, text or choice attribute, not {col.type.value}"
+    if not expected[1]:
+        return f"'equals' must be {expected[0]} (the attribute is {col.type.value}), not {value!r}"
+    return None
 
 
 def aggregate_type_problem(fn: str, ctype: ColumnType) -> str | None:
