@@ -276,6 +276,8 @@ class Model(_Frozen):
     def _link_problem(self, rel: Relationship) -> tuple[str, str] | None:
         """('to' or 'from', why) when a relationship does not link a foreign key to a key of the same type."""
         target = self.tables[rel.to_table]
+        if target.key not in target.columns:  # reported with the table
+            return None
         if rel.to_column != target.key:
             return "to", f"{rel.to!r} is not the key of {rel.to_table!r}; a relationship leads to a key: '{rel.to_table}.{target.key}'"
         fk_type = self.tables[rel.from_table].columns[rel.from_column].type
