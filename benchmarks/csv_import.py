@@ -67,7 +67,8 @@ def main() -> None:
     args = ap.parse_args()
     path = prepare(args.workspace, args.contacts)
     csv_file = path / f"emails-{args.rows}.csv"
-    ours: list[float] = []
+    ours: list[float] = []  # matched and stored as a static list: the figure
+    ours_nf: list[float] = []  # the same, also writing the not-found rows to a CSV (--not-found)
     hand: list[float] = []
     with Segments.open(path) as segs:
         con = segs.ws.engine.con  # type: ignore[attr-defined]
@@ -76,8 +77,13 @@ def main() -> None:
         for i in range(args.runs):
             segs.create_list(audience="contact", name=f"bench list {i}")
             start = time.perf_counter()
-            got = import_csv(segs, f"bench list {i}", csv_file, not_found=path / "not-found.csv")
+            got = import_csv(segs, f"bench list {i}", csv_file)
             ours.append(time.perf_counter() - start)
+            segs.create_list(audience="contact", name=f"bench list nf {i}")
+            start = time.perf_counter()
+            got_nf = import_csv(segs, f"bench list nf {i}", csv_file, not_found=path / "not-found.csv")
+            ours_nf.append(time.perf_counter() - start)
+            assert got_nf == got
             start = time.perf_counter()
             statements = [s for s in HANDWRITTEN.format(file=csv_file).split(";") if s.strip()]
             for s in statements[:-1]:
@@ -92,10 +98,11 @@ def main() -> None:
     )
     print(f"hand-written join:   read {counts[0]:,} found {counts[1]:,} duplicates {counts[2]:,} members {counts[3]:,}")
     assert (got.read, got.found, got.duplicates, got.members) == tuple(counts), "segmenta and the hand-written join disagree"
-    o, h = statistics.median(ours), statistics.median(hand)
-    print(f"segmenta import-csv end to end (incl. store + history + not-found file): {o:.3f} s (min {min(ours):.3f})")
-    print(f"hand-written DuckDB join (counts + distinct members only):              {h:.3f} s (min {min(hand):.3f})")
-    print(f"ratio {o / h:.2f}; target <= 1.5 s: {'met' if o <= 1.5 else 'NOT met'}")
+    o, onf, h = statistics.median(ours), statistics.median(ours_nf), statistics.median(hand)
+    print(f"segmenta import-csv end to end (check, match, store members + history):  {o:.3f} s (min {min(ours):.3f})")
+    print(f"  the same plus writing the {got.not_found:,} not-found rows (--not-found):  {onf:.3f} s (min {min(ours_nf):.3f})")
+    print(f"hand-written DuckDB join (counts + distinct members only):               {h:.3f} s (min {min(hand):.3f})")
+    print(f"ratio {o / h:.2f}; target <= 1.5 s end to end: {'met' if o <= 1.5 else 'NOT met'}")
 
 
 if __name__ == "__main__":
