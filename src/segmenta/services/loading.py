@@ -97,6 +97,8 @@ def _read_csv_text(path: Path) -> tuple[pa.Table, list[str]]:
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(exc):  # bad bytes past the header
+            raise DataError([Problem(str(path), f"not UTF-8 text ({exc}); save the file as UTF-8")]) from None
         raise DataError([Problem(str(path), f"malformed CSV: {exc}")]) from None
     return raw, header
 
@@ -134,17 +136,20 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
     for cname, col in table.columns.items():
         if cname not in header:
             continue
+        rejected = exp.and_(exp.column(cname, table="r", quoted=True).is_(exp.Null()).not_(),
+                            exp.column(cname, table="t", quoted=True).is_(exp.Null()))
+        if col.type is ColumnType.CHOICE and not text:  # a Parquet "" is no choice: stored as null, like an empty CSV cell
+            rejected = exp.and_(rejected, exp.NEQ(this=exp.column(cname, table="r", quoted=True), expression=exp.Literal.string("")))
         bad = (
             exp.select(exp.column("__row", table="t"), exp.column(cname, table="r", quoted=True))
             .from_(exp.alias_(exp.to_table("typed"), "t"))
             .join(exp.alias_(exp.to_table("raw"), "r"), on="t.__row = r.__row")
-            .where(exp.and_(exp.column(cname, table="r", quoted=True).is_(exp.Null()).not_(),
-                            exp.column(cname, table="t", quoted=True).is_(exp.Null())))
+            .where(rejected)
             .order_by("t.__row")
             .limit(3)
         )
         for row, value in con.execute(bad.sql(dialect="duckdb")).fetchall():
-            problems.append(Problem(_where(path, row, text), f"column {cname!r}: {_show(value)} is not {_expected(col)}"))
+            problems.append(Problem(_where(path, row, text), f"column {cname!r}: {_show(value)} is not {_expected(col, text=text)}"))
     key = exp.column(table.key, quoted=True)
     nulls = exp.select(exp.column("__row")).from_("typed").where(key.is_(exp.Null())).order_by("__row").limit(3)
     for (row,) in con.execute(nulls.sql(dialect="duckdb")).fetchall():
@@ -206,11 +211,12 @@ def _where(path: Path, row: int, text: bool, *, bare: bool = False) -> str:
     return loc if bare else f"{path.name}: {loc}"
 
 
-def _expected(col: Column) -> str:
+def _expected(col: Column, *, text: bool = True) -> str:
     if col.type is ColumnType.CHOICE:
         return "one of the choices: " + ", ".join(col.choices or ())
     if col.type is ColumnType.CHOICES:
-        return "a ';'-separated list of the choices: " + ", ".join(col.choices or ())
+        listed = "a ';'-separated list" if text else "a list"
+        return f"{listed} of the choices: " + ", ".join(col.choices or ())
     return _EXPECTED.get(col.type, col.type.value)
 
 
