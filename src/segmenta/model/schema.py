@@ -229,7 +229,9 @@ class Model(_Frozen):
                     f"{at}/active/attribute",
                     f"table {tname!r} has no attribute {table.active.attribute!r}{hint(table.active.attribute, table.columns)}",
                 )
-            elif table.active is not None and (problem := active_value_problem(table.columns[table.active.attribute], table.active.equals)):
+            elif table.active is not None and (
+                problem := active_value_problem(table.columns[table.active.attribute], table.active.equals)
+            ):
                 yield Problem(f"{at}/active/equals", problem)
         seen: dict[tuple[str, str], str] = {}
         for i, rel in enumerate(self.relationships):
@@ -272,18 +274,23 @@ class Model(_Frozen):
             elif (problem := aggregate_type_problem(m.aggregate.fn, measured.type)) is not None:
                 yield Problem(f"{at}/aggregate/fn", problem)
 
-
     def _link_problem(self, rel: Relationship) -> tuple[str, str] | None:
         """('to' or 'from', why) when a relationship does not link a foreign key to a key of the same type."""
         target = self.tables[rel.to_table]
         if target.key not in target.columns:  # reported with the table
             return None
         if rel.to_column != target.key:
-            return "to", f"{rel.to!r} is not the key of {rel.to_table!r}; a relationship leads to a key: '{rel.to_table}.{target.key}'"
+            return (
+                "to",
+                f"{rel.to!r} is not the key of {rel.to_table!r}; a relationship leads to a key: '{rel.to_table}.{target.key}'",
+            )
         fk_type = self.tables[rel.from_table].columns[rel.from_column].type
         key_type = target.columns[rel.to_column].type
         if fk_type is not key_type:
-            return "from", f"foreign key {rel.from_!r} is {fk_type.value} but the key {rel.to!r} is {key_type.value}; give them one type"
+            return (
+                "from",
+                f"foreign key {rel.from_!r} is {fk_type.value} but the key {rel.to!r} is {key_type.value}; give them one type",
+            )
         return None
 
 
