@@ -208,7 +208,9 @@ def attribute_holds(ctype: ColumnType, op: str, x: Any, value: Any, as_of: dt.da
     if ctype is T.BOOLEAN:
         return {"is_true": x is True, "is_false": x is False}[op]
     if ctype is T.CHOICE:
-        return {"eq": lambda: x == value, "ne": lambda: x != value, "in": lambda: x in value, "not_in": lambda: x not in value}[op]()
+        return {"eq": lambda: x == value, "ne": lambda: x != value, "in": lambda: x in value, "not_in": lambda: x not in value}[
+            op
+        ]()
     if ctype is T.CHOICES:
         return {
             "contains_any": lambda: any(v in x for v in value),
@@ -312,4 +314,3 @@ def move(moment: dt.datetime, unit: str, n: int) -> dt.datetime:
     except (OverflowError, ValueError):
         return dt.datetime.max if n > 0 else dt.datetime.min
     raise AssertionError(unit)
-

@@ -46,7 +46,12 @@ DATA_TEXT = ["a", "", "A", "ab", "AB", "a%b", "a_b", "%", "_", "!", "a!b", "b a"
 CONDITION_TEXT = ["a", "A", "b", "%", "_", "!", "a%", "_b", "", "ab", "AB", "b a", "\\", "!b"]
 CHOICES = ["x", "Y", "z", "x y"]
 DECIMALS = ["-1.5", "0", "0.1", "0.2", "0.3", "0.25", "1", "2.5", "100"]
-AS_OFS = [dt.datetime(2024, 3, 31, 12), dt.datetime(2024, 2, 29), dt.datetime(2023, 12, 31, 23, 59, 59), dt.datetime(2024, 1, 31, 6, 30)]
+AS_OFS = [
+    dt.datetime(2024, 3, 31, 12),
+    dt.datetime(2024, 2, 29),
+    dt.datetime(2023, 12, 31, 23, 59, 59),
+    dt.datetime(2024, 1, 31, 6, 30),
+]
 WINDOW_UNITS = ["hours", "days", "weeks", "months", "years"]
 WINDOW_NS = [0, 1, 2, 7, 30]
 SEGMENT_NAMES = ["s1", "s2"]
@@ -97,8 +102,12 @@ def models(draw: st.DrawFn) -> Model:
         if draw(st.booleans()):
             continue
         child = model.table(rel.from_table)
-        fns = [(fn, c) for c, col in _usable(child) for fn in ("sum", "avg", "min", "max", "count_distinct")
-               if aggregate_type_problem(fn, col.type) is None]
+        fns = [
+            (fn, c)
+            for c, col in _usable(child)
+            for fn in ("sum", "avg", "min", "max", "count_distinct")
+            if aggregate_type_problem(fn, col.type) is None
+        ]
         if not fns:
             continue
         fn, attribute = draw(st.sampled_from(fns))
@@ -158,7 +167,9 @@ def datasets(draw: st.DrawFn, model: Model, as_of: dt.datetime) -> dict[str, lis
     keys = {}
     for name in model.tables:  # a table no key refers to may hold more rows (keys past DANGLING are fine there)
         space = MAX_KEY if name in targets else 3 * MAX_KEY
-        keys[name] = draw(st.lists(st.integers(1, space), unique=True, min_size=4 if name == "t0" else 2, max_size=space // 2 + 2))
+        keys[name] = draw(
+            st.lists(st.integers(1, space), unique=True, min_size=4 if name == "t0" else 2, max_size=space // 2 + 2)
+        )
     fks = {rel.from_column: rel.to_table for rel in model.relationships}
     data: dict[str, list[dict[str, Any]]] = {}
     for name, table in model.tables.items():
@@ -266,7 +277,9 @@ def conditions(draw: st.DrawFn, model: Model, table: str, depth: int, *, leaf: b
             return {**out, "aggregate": {"fn": fn, "attribute": c}, **draw(compare(fn, col.type, col.choices))}
     if draw(st.booleans()):
         op = draw(st.sampled_from(COUNT_OPERATORS))
-        value: Any = sorted(draw(st.lists(st.integers(0, 3), min_size=2, max_size=2))) if op == "between" else draw(st.integers(0, 3))
+        value: Any = (
+            sorted(draw(st.lists(st.integers(0, 3), min_size=2, max_size=2))) if op == "between" else draw(st.integers(0, 3))
+        )
         out["count"] = {"op": op, "value": value}
     return out
 
@@ -319,13 +332,17 @@ def segment_source(model: Model, segments: dict[str, set[int]]) -> Any:
     def source(name: str, table: str) -> exp.Query:
         key = model.table(table).key
         keys = sorted(segments[name])
-        where = exp.In(this=exp.column(key, quoted=True), expressions=[exp.Literal.number(k) for k in keys]) if keys else exp.false()
+        where = (
+            exp.In(this=exp.column(key, quoted=True), expressions=[exp.Literal.number(k) for k in keys]) if keys else exp.false()
+        )
         return exp.select(exp.column(key, quoted=True)).from_(exp.to_table(table)).where(where)
 
     return source
 
 
-def workspace(engine: DuckDBEngine, model: Model, data: dict[str, list[dict[str, Any]]], segments: dict[str, set[int]]) -> Workspace:
+def workspace(
+    engine: DuckDBEngine, model: Model, data: dict[str, list[dict[str, Any]]], segments: dict[str, set[int]]
+) -> Workspace:
     """A workspace over the shared in-memory ``engine`` holding ``data`` (each example replaces its tables)."""
     ws = Workspace(Path("in-memory"), model, engine, {})
     for name, table in model.tables.items():
@@ -334,8 +351,14 @@ def workspace(engine: DuckDBEngine, model: Model, data: dict[str, list[dict[str,
     return ws
 
 
-def check_agree(ws: Workspace, model: Model, data: dict[str, list[dict[str, Any]]], raw: dict[str, Any],
-                as_of: dt.datetime, segments: dict[str, set[int]]) -> None:
+def check_agree(
+    ws: Workspace,
+    model: Model,
+    data: dict[str, list[dict[str, Any]]],
+    raw: dict[str, Any],
+    as_of: dt.datetime,
+    segments: dict[str, set[int]],
+) -> None:
     try:
         definition = parse_definition(raw, model)
     except DefinitionError as exc:  # the generator only writes valid definitions
@@ -371,16 +394,39 @@ def test_compiled_sql_agrees_with_the_reference(engine: DuckDBEngine, data: st.D
 SWEEP_MODEL = Model.from_data(
     {
         "tables": {
-            "t0": {"key": "id", "columns": {
-                "id": {"type": "integer"}, "text0": {"type": "text"}, "integer0": {"type": "integer"},
-                "decimal0": {"type": "decimal"}, "boolean0": {"type": "boolean"}, "date0": {"type": "date"},
-                "datetime0": {"type": "datetime"}, "choice0": {"type": "choice", "choices": CHOICES},
-                "choices0": {"type": "choices", "choices": CHOICES}, "fk": {"type": "integer"}}},
-            "p": {"key": "id", "columns": {"id": {"type": "integer"}, "text0": {"type": "text"}, "decimal0": {"type": "decimal"}}},
-            "c": {"key": "id", "columns": {
-                "id": {"type": "integer"}, "owner": {"type": "integer"}, "text0": {"type": "text"}, "integer0": {"type": "integer"},
-                "decimal0": {"type": "decimal"}, "date0": {"type": "date"}, "datetime0": {"type": "datetime"},
-                "choice0": {"type": "choice", "choices": CHOICES}, "boolean0": {"type": "boolean"}}},
+            "t0": {
+                "key": "id",
+                "columns": {
+                    "id": {"type": "integer"},
+                    "text0": {"type": "text"},
+                    "integer0": {"type": "integer"},
+                    "decimal0": {"type": "decimal"},
+                    "boolean0": {"type": "boolean"},
+                    "date0": {"type": "date"},
+                    "datetime0": {"type": "datetime"},
+                    "choice0": {"type": "choice", "choices": CHOICES},
+                    "choices0": {"type": "choices", "choices": CHOICES},
+                    "fk": {"type": "integer"},
+                },
+            },
+            "p": {
+                "key": "id",
+                "columns": {"id": {"type": "integer"}, "text0": {"type": "text"}, "decimal0": {"type": "decimal"}},
+            },
+            "c": {
+                "key": "id",
+                "columns": {
+                    "id": {"type": "integer"},
+                    "owner": {"type": "integer"},
+                    "text0": {"type": "text"},
+                    "integer0": {"type": "integer"},
+                    "decimal0": {"type": "decimal"},
+                    "date0": {"type": "date"},
+                    "datetime0": {"type": "datetime"},
+                    "choice0": {"type": "choice", "choices": CHOICES},
+                    "boolean0": {"type": "boolean"},
+                },
+            },
         },
         "relationships": [
             {"name": "up", "from": "t0.fk", "to": "p.id", "reverse": "down"},
@@ -388,8 +434,12 @@ SWEEP_MODEL = Model.from_data(
         ],
         "measures": {
             "spend": {"table": "t0", "related": "items", "aggregate": {"fn": "sum", "attribute": "decimal0"}},
-            "kinds": {"table": "t0", "related": "items", "aggregate": {"fn": "count_distinct", "attribute": "text0"},
-                      "where": {"attribute": "decimal0", "op": "gt", "value": 0}},
+            "kinds": {
+                "table": "t0",
+                "related": "items",
+                "aggregate": {"fn": "count_distinct", "attribute": "text0"},
+                "where": {"attribute": "decimal0", "op": "gt", "value": 0},
+            },
         },
     }
 )
@@ -443,9 +493,14 @@ def test_every_operator_agrees_with_the_reference(engine: DuckDBEngine, data: st
 # -- the reference itself, on the public conformance set -------------------------------------------------
 
 
-def test_reference_agrees_with_the_conformance_set(conformance_ws: Workspace, conformance_expected: dict, conformance_dir: Path) -> None:
+def test_reference_agrees_with_the_conformance_set(
+    conformance_ws: Workspace, conformance_expected: dict, conformance_dir: Path
+) -> None:
     model = conformance_ws.model
-    data = {name: conformance_ws.engine.run(exp.select("*").from_(exp.to_table(name, quoted=True))).to_pylist() for name in model.tables}
+    data = {
+        name: conformance_ws.engine.run(exp.select("*").from_(exp.to_table(name, quoted=True))).to_pylist()
+        for name in model.tables
+    }
     as_of = dt.datetime.fromisoformat(conformance_expected["as_of"])
     for name, want in conformance_expected["members"].items():
         definition = conformance_ws.definition(conformance_dir / "segments" / f"{name}.json")

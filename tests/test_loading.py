@@ -39,7 +39,7 @@ MODEL = Model.from_data(
     }
 )
 NULLS = {"name": None, "n": None, "amount": None, "flag": None, "day": None, "ts": None, "tier": None, "tags": None}
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture
@@ -69,22 +69,52 @@ def rejected(ws: Workspace, path: Path) -> list[str]:
 
 
 def test_csv_converts_every_type(ws: Workspace, tmp_path: Path) -> None:
-    path = csv_file(tmp_path, (
-        "id,name,n,amount,flag,day,ts,tier,tags\n"
-        "1, Ann ,+5,12.50,true,2024-02-29,2024-03-01T10:00:00+02:00,Gold,golf; wine\n"
-        "2,,,,,,,,\n"
-        "3,\"a, \"\"b\"\"\",-0,1e3,FALSE,2024-03-01,2024-03-01 10:00,Silver,;\n"
-        "4,%_!,7,.5,false,2024-03-01,2024-03-01,Silver,wine\n"
-    ))
+    path = csv_file(
+        tmp_path,
+        (
+            "id,name,n,amount,flag,day,ts,tier,tags\n"
+            "1, Ann ,+5,12.50,true,2024-02-29,2024-03-01T10:00:00+02:00,Gold,golf; wine\n"
+            "2,,,,,,,,\n"
+            '3,"a, ""b""",-0,1e3,FALSE,2024-03-01,2024-03-01 10:00,Silver,;\n'
+            "4,%_!,7,.5,false,2024-03-01,2024-03-01,Silver,wine\n"
+        ),
+    )
     assert ws.load("thing", path) == 4
     assert rows(ws) == [
-        {"id": 1, "name": " Ann ", "n": 5, "amount": Decimal("12.5"), "flag": True, "day": dt.date(2024, 2, 29),
-         "ts": dt.datetime(2024, 3, 1, 8, 0), "tier": "Gold", "tags": ["golf", "wine"]},
+        {
+            "id": 1,
+            "name": " Ann ",
+            "n": 5,
+            "amount": Decimal("12.5"),
+            "flag": True,
+            "day": dt.date(2024, 2, 29),
+            "ts": dt.datetime(2024, 3, 1, 8, 0),
+            "tier": "Gold",
+            "tags": ["golf", "wine"],
+        },
         {"id": 2, **NULLS},  # an empty cell is null
-        {"id": 3, "name": 'a, "b"', "n": 0, "amount": Decimal("1000"), "flag": False, "day": dt.date(2024, 3, 1),
-         "ts": dt.datetime(2024, 3, 1, 10, 0), "tier": "Silver", "tags": []},  # ";" lists no values: the empty set
-        {"id": 4, "name": "%_!", "n": 7, "amount": Decimal("0.5"), "flag": False, "day": dt.date(2024, 3, 1),
-         "ts": dt.datetime(2024, 3, 1, 0, 0), "tier": "Silver", "tags": ["wine"]},
+        {
+            "id": 3,
+            "name": 'a, "b"',
+            "n": 0,
+            "amount": Decimal("1000"),
+            "flag": False,
+            "day": dt.date(2024, 3, 1),
+            "ts": dt.datetime(2024, 3, 1, 10, 0),
+            "tier": "Silver",
+            "tags": [],
+        },  # ";" lists no values: the empty set
+        {
+            "id": 4,
+            "name": "%_!",
+            "n": 7,
+            "amount": Decimal("0.5"),
+            "flag": False,
+            "day": dt.date(2024, 3, 1),
+            "ts": dt.datetime(2024, 3, 1, 0, 0),
+            "tier": "Silver",
+            "tags": ["wine"],
+        },
     ]
 
 
@@ -108,7 +138,7 @@ def test_csv_datetimes_are_utc(ws: Workspace, tmp_path: Path, cell: str, expecte
 
 def test_csv_line_endings_quotes_and_bom(ws: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "thing.csv"
-    path.write_bytes("\ufeffid,name\r\n1,caf\u00e9\r\n2,\"two\nlines\"\r\n".encode())
+    path.write_bytes('\ufeffid,name\r\n1,caf\u00e9\r\n2,"two\nlines"\r\n'.encode())
     ws.load("thing", path)
     assert [(r["id"], r["name"]) for r in rows(ws)] == [(1, "caf\u00e9"), (2, "two\nlines")]
 
@@ -135,7 +165,9 @@ def test_header_is_required(ws: Workspace, tmp_path: Path) -> None:
 def test_unknown_missing_and_repeated_columns(ws: Workspace, tmp_path: Path) -> None:
     columns = "id, name, n, amount, flag, day, ts, tier, tags"
     path = csv_file(tmp_path, "id,nmae\n1,x\n")
-    assert rejected(ws, path) == [f"{path}: column 'nmae' is not an attribute of 'thing' (did you mean 'name'?); columns: {columns}"]
+    assert rejected(ws, path) == [
+        f"{path}: column 'nmae' is not an attribute of 'thing' (did you mean 'name'?); columns: {columns}"
+    ]
     path = csv_file(tmp_path, "name\nx\n", "nokey.csv")
     assert rejected(ws, path) == [f"{path}: the key column 'id' of 'thing' is missing"]
     path = csv_file(tmp_path, "id,name,name\n1,a,b\n", "twice.csv")
@@ -143,12 +175,15 @@ def test_unknown_missing_and_repeated_columns(ws: Workspace, tmp_path: Path) -> 
 
 
 def test_bad_values_name_their_row_and_column(ws: Workspace, tmp_path: Path) -> None:
-    path = csv_file(tmp_path, (
-        "id,n,amount,flag,day,ts,tier,tags\n"
-        "1,1.5,abc,yes,2024-02-30,2024-13-01T00:00:00,gold,golf;chess\n"
-        "2,3,4,true,2024-01-01,2024-01-01,Gold,golf\n"
-        "3,99999999999999999999,1,2,3,4,5,6\n"
-    ))
+    path = csv_file(
+        tmp_path,
+        (
+            "id,n,amount,flag,day,ts,tier,tags\n"
+            "1,1.5,abc,yes,2024-02-30,2024-13-01T00:00:00,gold,golf;chess\n"
+            "2,3,4,true,2024-01-01,2024-01-01,Gold,golf\n"
+            "3,99999999999999999999,1,2,3,4,5,6\n"
+        ),
+    )
     assert rejected(ws, path) == [
         "thing.csv: data row 1 (line 2): column 'n': '1.5' is not a whole number",
         "thing.csv: data row 3 (line 4): column 'n': '99999999999999999999' is not a whole number",
@@ -186,7 +221,9 @@ def test_non_utf8_files_are_rejected(ws: Workspace, tmp_path: Path) -> None:
     assert rejected(ws, latin) == [f"{latin}: not UTF-8 text (invalid continuation byte at byte 13); save the file as UTF-8"]
     # The bad byte far past the header (beyond what the header check reads) is caught too.
     big = tmp_path / "big.csv"
-    big.write_bytes(b"id,name\n" + b"".join(b"%d,name %d\n" % (i, i) for i in range(1, 20001)) + "20001,caf\u00e9\n".encode("latin-1"))
+    big.write_bytes(
+        b"id,name\n" + b"".join(b"%d,name %d\n" % (i, i) for i in range(1, 20001)) + "20001,caf\u00e9\n".encode("latin-1")
+    )
     (problem,) = rejected(ws, big)
     assert problem.startswith(f"{big}: not UTF-8 text (") and problem.endswith("); save the file as UTF-8")
 
@@ -212,37 +249,64 @@ def parquet_file(tmp_path: Path, table: pa.Table, name: str = "thing.parquet") -
 
 def test_parquet_converts_every_type(ws: Workspace, tmp_path: Path) -> None:
     new_york = ZoneInfo("America/New_York")
-    table = pa.table({
-        "id": pa.array([1, 2, 3], pa.int32()),
-        "name": pa.array(["a", "", None], pa.large_string()),  # "" stays "" (it is empty either way)
-        "n": pa.array([1, None, -7], pa.int16()),
-        "amount": pa.array([Decimal("1.25"), None, Decimal("-0.5")], pa.decimal128(5, 2)),
-        "flag": [True, None, False],
-        "day": pa.array([dt.date(2024, 1, 1), None, dt.date(2024, 2, 29)], pa.date32()),
-        "ts": pa.array([dt.datetime(2024, 3, 1, 10, tzinfo=new_york), None, dt.datetime(2024, 7, 1, 10, tzinfo=new_york)],
-                       pa.timestamp("ms", tz="America/New_York")),
-        "tier": ["Gold", "", None],  # "" is no choice: null
-        "tags": pa.array([["golf"], [], None], pa.list_(pa.string())),
-    })
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int32()),
+            "name": pa.array(["a", "", None], pa.large_string()),  # "" stays "" (it is empty either way)
+            "n": pa.array([1, None, -7], pa.int16()),
+            "amount": pa.array([Decimal("1.25"), None, Decimal("-0.5")], pa.decimal128(5, 2)),
+            "flag": [True, None, False],
+            "day": pa.array([dt.date(2024, 1, 1), None, dt.date(2024, 2, 29)], pa.date32()),
+            "ts": pa.array(
+                [dt.datetime(2024, 3, 1, 10, tzinfo=new_york), None, dt.datetime(2024, 7, 1, 10, tzinfo=new_york)],
+                pa.timestamp("ms", tz="America/New_York"),
+            ),
+            "tier": ["Gold", "", None],  # "" is no choice: null
+            "tags": pa.array([["golf"], [], None], pa.list_(pa.string())),
+        }
+    )
     ws.load("thing", parquet_file(tmp_path, table))
     assert rows(ws) == [
-        {"id": 1, "name": "a", "n": 1, "amount": Decimal("1.25"), "flag": True, "day": dt.date(2024, 1, 1),
-         "ts": dt.datetime(2024, 3, 1, 15, 0), "tier": "Gold", "tags": ["golf"]},  # EST: UTC-5
+        {
+            "id": 1,
+            "name": "a",
+            "n": 1,
+            "amount": Decimal("1.25"),
+            "flag": True,
+            "day": dt.date(2024, 1, 1),
+            "ts": dt.datetime(2024, 3, 1, 15, 0),
+            "tier": "Gold",
+            "tags": ["golf"],
+        },  # EST: UTC-5
         {"id": 2, **NULLS, "name": "", "tags": []},
-        {"id": 3, **NULLS, "n": -7, "amount": Decimal("-0.5"), "flag": False, "day": dt.date(2024, 2, 29),
-         "ts": dt.datetime(2024, 7, 1, 14, 0)},  # EDT: UTC-4
+        {
+            "id": 3,
+            **NULLS,
+            "n": -7,
+            "amount": Decimal("-0.5"),
+            "flag": False,
+            "day": dt.date(2024, 2, 29),
+            "ts": dt.datetime(2024, 7, 1, 14, 0),
+        },  # EDT: UTC-4
     ]
 
 
 def test_parquet_timestamps_dates_and_floats(ws: Workspace, tmp_path: Path) -> None:
-    table = pa.table({
-        "id": [1, 2],
-        "ts": pa.array([dt.datetime(2024, 3, 1, 10, tzinfo=dt.timezone(dt.timedelta(hours=2))), dt.datetime(2024, 3, 1, 23, tzinfo=UTC)],
-                       pa.timestamp("us", tz="+02:00")),
-        "amount": pa.array([0.1, 2.5], pa.float64()),
-    })
+    table = pa.table(
+        {
+            "id": [1, 2],
+            "ts": pa.array(
+                [dt.datetime(2024, 3, 1, 10, tzinfo=dt.timezone(dt.timedelta(hours=2))), dt.datetime(2024, 3, 1, 23, tzinfo=UTC)],
+                pa.timestamp("us", tz="+02:00"),
+            ),
+            "amount": pa.array([0.1, 2.5], pa.float64()),
+        }
+    )
     ws.load("thing", parquet_file(tmp_path, table))
-    assert [(r["ts"], r["amount"]) for r in rows(ws)] == [(dt.datetime(2024, 3, 1, 8), Decimal("0.1")), (dt.datetime(2024, 3, 1, 23), Decimal("2.5"))]
+    assert [(r["ts"], r["amount"]) for r in rows(ws)] == [
+        (dt.datetime(2024, 3, 1, 8), Decimal("0.1")),
+        (dt.datetime(2024, 3, 1, 23), Decimal("2.5")),
+    ]
     naive = pa.table({"id": [1], "ts": pa.array([dt.datetime(2024, 3, 1, 10)], pa.timestamp("ns"))})  # no zone: UTC
     ws.load("thing", parquet_file(tmp_path, naive, "naive.parquet"))
     assert rows(ws)[0]["ts"] == dt.datetime(2024, 3, 1, 10)
@@ -262,16 +326,25 @@ def test_parquet_timestamps_dates_and_floats(ws: Workspace, tmp_path: Path) -> N
         ("tier", pa.array([1]), "int64", "string"),
     ],
 )
-def test_parquet_column_of_the_wrong_type(ws: Workspace, tmp_path: Path, column: str, array: pa.Array, stored: str, expected: str) -> None:
+def test_parquet_column_of_the_wrong_type(
+    ws: Workspace, tmp_path: Path, column: str, array: pa.Array, stored: str, expected: str
+) -> None:
     data = {"id": pa.array([1]), column: array}
     path = parquet_file(tmp_path, pa.table(data))
     wanted = MODEL.table("thing").column(column).type.value
-    assert rejected(ws, path) == [f"{path}: column {column!r} is stored as {stored} but the model says {wanted}; expected {expected}"]
+    assert rejected(ws, path) == [
+        f"{path}: column {column!r} is stored as {stored} but the model says {wanted}; expected {expected}"
+    ]
 
 
 def test_parquet_bad_values_and_keys(ws: Workspace, tmp_path: Path) -> None:
-    table = pa.table({"id": [1, 1, None], "tier": ["Platinum", "Gold", None],
-                      "tags": pa.array([["golf", "chess"], None, []], pa.list_(pa.string()))})
+    table = pa.table(
+        {
+            "id": [1, 1, None],
+            "tier": ["Platinum", "Gold", None],
+            "tags": pa.array([["golf", "chess"], None, []], pa.list_(pa.string())),
+        }
+    )
     path = parquet_file(tmp_path, table)
     assert rejected(ws, path) == [
         "thing.parquet: data row 1: column 'tier': 'Platinum' is not one of the choices: Gold, Silver",
@@ -283,8 +356,10 @@ def test_parquet_bad_values_and_keys(ws: Workspace, tmp_path: Path) -> None:
 
 def test_parquet_unknown_column_and_unreadable_file(ws: Workspace, tmp_path: Path) -> None:
     path = parquet_file(tmp_path, pa.table({"id": [1], "naem": ["x"]}))
-    assert rejected(ws, path) == [f"{path}: column 'naem' is not an attribute of 'thing' (did you mean 'name'?); "
-                                  "columns: id, name, n, amount, flag, day, ts, tier, tags"]
+    assert rejected(ws, path) == [
+        f"{path}: column 'naem' is not an attribute of 'thing' (did you mean 'name'?); "
+        "columns: id, name, n, amount, flag, day, ts, tier, tags"
+    ]
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"not parquet")
     (problem,) = rejected(ws, junk)

@@ -94,9 +94,22 @@ ACCOUNTS = [
 ]
 
 
-def _person(pid: int, name: Any, score: Any, amount: Any, vip: Any, born: Any, seen: Any, tier: Any, tags: Any, accountid: Any) -> dict:
-    return {"pid": pid, "name": name, "score": score, "amount": amount, "vip": vip, "born": born, "seen": seen,
-            "tier": tier, "tags": tags, "accountid": accountid, "label": f"label {pid}"}
+def _person(
+    pid: int, name: Any, score: Any, amount: Any, vip: Any, born: Any, seen: Any, tier: Any, tags: Any, accountid: Any
+) -> dict:
+    return {
+        "pid": pid,
+        "name": name,
+        "score": score,
+        "amount": amount,
+        "vip": vip,
+        "born": born,
+        "seen": seen,
+        "tier": tier,
+        "tags": tags,
+        "accountid": accountid,
+        "label": f"label {pid}",
+    }
 
 
 # fmt: off
@@ -161,7 +174,9 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
         key = MODEL.table(table).key
         keys = sorted(SEGMENTS[segment])
-        where = exp.In(this=exp.column(key, quoted=True), expressions=[exp.Literal.number(k) for k in keys]) if keys else exp.false()
+        where = (
+            exp.In(this=exp.column(key, quoted=True), expressions=[exp.Literal.number(k) for k in keys]) if keys else exp.false()
+        )
         return exp.select(exp.column(key, quoted=True)).from_(exp.to_table(table)).where(where)
 
     workspace.segment_source = source
@@ -393,11 +408,26 @@ PATHS = [
     ("path is_empty: no account is false", {"path": ["account"], **cond("industry", "is_empty")}, [6]),
     ("path is_not_empty", {"path": ["account"], **cond("name", "is_not_empty")}, [1, 2, 5, 6]),
     ("path text ignores case", {"path": ["account"], **cond("name", "eq", "ACME")}, [1, 5]),
-    ("path inside any", {"any": [{"path": ["account"], **cond("industry", "eq", "Tech")},
-                                 {"path": ["account"], **cond("industry", "is_empty")}]}, [1, 5, 6]),
-    ("two path conditions reach one record", {"all": [{"path": ["account"], **cond("name", "eq", "globex")},
-                                                      {"path": ["account"], **cond("industry", "eq", "Retail")}]}, [2]),
-    ("path mixed with own attribute", {"all": [{"path": ["account"], **cond("industry", "eq", "Tech")}, cond("vip", "is_true")]}, [1]),
+    (
+        "path inside any",
+        {"any": [{"path": ["account"], **cond("industry", "eq", "Tech")}, {"path": ["account"], **cond("industry", "is_empty")}]},
+        [1, 5, 6],
+    ),
+    (
+        "two path conditions reach one record",
+        {
+            "all": [
+                {"path": ["account"], **cond("name", "eq", "globex")},
+                {"path": ["account"], **cond("industry", "eq", "Retail")},
+            ]
+        },
+        [2],
+    ),
+    (
+        "path mixed with own attribute",
+        {"all": [{"path": ["account"], **cond("industry", "eq", "Tech")}, cond("vip", "is_true")]},
+        [1],
+    ),
     ("path does not apply the account's active rule", {"path": ["account"], **cond("open", "is_empty")}, [6]),
 ]
 
@@ -412,7 +442,12 @@ def test_two_step_path_and_dangling_keys(ws: Workspace) -> None:
     where = {"path": ["person", "account"], **cond("industry", "eq", "Tech")}
     assert members(ws, [{"where": where}], audience="purchase") == [100, 101, 103, 109]
     assert members(ws, [{"where": {"path": ["person"], **cond("name", "is_empty")}}], audience="purchase") == [107]
-    assert members(ws, [{"where": {"path": ["person"], **cond("name", "contains", "manager")}}], audience="purchase") == [100, 101, 108, 109]
+    assert members(ws, [{"where": {"path": ["person"], **cond("name", "contains", "manager")}}], audience="purchase") == [
+        100,
+        101,
+        108,
+        109,
+    ]
 
 
 # -- related records, counts -----------------------------------------------------------------------
@@ -443,10 +478,16 @@ RELATED = [
     ("lt more than any engine counts", {"related": "purchases", "count": {"op": "lt", "value": 10**40}}, [1, 2, 3, 4, 5, 6, 7]),
     ("between huge", {"related": "purchases", "count": {"op": "between", "value": [2, 10**30]}}, [1, 2]),
     ("where on an empty all", {"related": "purchases", "where": {"all": []}}, [1, 2, 4, 5, 6]),
-    ("where on an empty any", {"related": "purchases", "where": {"any": []}, "count": {"op": "eq", "value": 0}},
-     [1, 2, 3, 4, 5, 6, 7]),
-    ("one record meets both conditions",
-     {"related": "purchases", "where": {"all": [cond("kind", "eq", "store"), cond("ts", "in_last", {"days": 30})]}}, []),
+    (
+        "where on an empty any",
+        {"related": "purchases", "where": {"any": []}, "count": {"op": "eq", "value": 0}},
+        [1, 2, 3, 4, 5, 6, 7],
+    ),
+    (
+        "one record meets both conditions",
+        {"related": "purchases", "where": {"all": [cond("kind", "eq", "store"), cond("ts", "in_last", {"days": 30})]}},
+        [],
+    ),
     ("where with a window to the second", {"related": "purchases", "where": cond("ts", "in_last", {"days": 0})}, [2]),
     ("where over a path back", {"related": "purchases", "where": {"path": ["person"], **cond("vip", "is_true")}}, [1, 4]),
 ]
@@ -458,8 +499,12 @@ def test_related(ws: Workspace, where: dict, expected: list[int]) -> None:
 
 
 def test_two_related_conditions_may_use_different_records(ws: Workspace) -> None:
-    both = {"all": [{"related": "purchases", "where": cond("kind", "eq", "store")},
-                    {"related": "purchases", "where": cond("ts", "in_last", {"days": 30})}]}
+    both = {
+        "all": [
+            {"related": "purchases", "where": cond("kind", "eq", "store")},
+            {"related": "purchases", "where": cond("ts", "in_last", {"days": 30})},
+        ]
+    }
     assert members(ws, [{"where": both}]) == [1]
 
 
@@ -566,8 +611,12 @@ def test_empty_all_holds_for_every_record_and_empty_any_for_none(ws: Workspace) 
 
 
 def test_nested_trees(ws: Workspace) -> None:
-    where = {"any": [{"all": [cond("vip", "is_true"), cond("score", "gte", 10)]},
-                     {"all": [cond("tier", "eq", "Gold"), {"any": [cond("vip", "is_false"), cond("name", "is_empty")]}]}]}
+    where = {
+        "any": [
+            {"all": [cond("vip", "is_true"), cond("score", "gte", 10)]},
+            {"all": [cond("tier", "eq", "Gold"), {"any": [cond("vip", "is_false"), cond("name", "is_empty")]}]},
+        ]
+    }
     assert members(ws, [{"where": where}]) == [1, 5, 7]
 
 
@@ -583,8 +632,10 @@ def test_groups_combine_left_to_right_without_precedence(ws: Workspace) -> None:
 
 
 def test_but_not_keeps_records_where_the_condition_is_false_on_empty(ws: Workspace) -> None:
-    groups = [{"where": cond("score", "is_not_empty")},  # 1 2 4 5 6 7
-              {"link": "but_not", "where": cond("name", "ne", "bob")}]  # removes 1 5 6 7; 4 (null name) stays
+    groups = [
+        {"where": cond("score", "is_not_empty")},  # 1 2 4 5 6 7
+        {"link": "but_not", "where": cond("name", "ne", "bob")},
+    ]  # removes 1 5 6 7; 4 (null name) stays
     assert members(ws, groups) == [2, 4]
     groups = [{"where": {"all": []}}, {"link": "but_not", "where": {"related": "purchases"}}]
     assert members(ws, groups) == [3, 7]
@@ -612,8 +663,11 @@ def test_avg_is_exact(tmp_path: Path) -> None:
     """Averages compared exactly (an engine's AVG of a DECIMAL is a DOUBLE: 4/3 and 1.3333333333333333 are one DOUBLE)."""
     people = [_person(pid, "x", 0, None, None, None, None, None, None, None) for pid in (1, 2, 3, 4)]
     amounts = {1: ["10.16", "4.42", "2.25"], 2: ["2.25", "5.68", "27.17"], 3: ["1", "1", "2"], 4: ["1", "2", "2"]}
-    purchases = [{"purchaseid": 10 * pid + i, "pid": pid, "amount": Decimal(a), "ts": None, "kind": None}
-                 for pid, values in amounts.items() for i, a in enumerate(values)]
+    purchases = [
+        {"purchaseid": 10 * pid + i, "pid": pid, "amount": Decimal(a), "ts": None, "kind": None}
+        for pid, values in amounts.items()
+        for i, a in enumerate(values)
+    ]
     data = {"account": [], "person": people, "purchase": purchases}
     with Workspace.init(tmp_path / "ws", model=MODEL) as ws:
         for name, rows in data.items():
