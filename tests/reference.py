@@ -156,7 +156,7 @@ def aggregate(fn: str, ctype: ColumnType, values: list[Any]) -> tuple[Any, Colum
     """(the aggregate of ``values``, its type). Empty values (null, "") are ignored: they have no value."""
     present = [v for v in values if not is_empty(ctype, v)]
     if fn == "count_distinct":  # distinct as text compares: ignoring case
-        return len({v.lower() if ctype is T.TEXT else v for v in present}), T.INTEGER
+        return len({lower(v) if ctype is T.TEXT else v for v in present}), T.INTEGER
     if fn == "sum":
         return sum((Fraction(v) for v in present), Fraction(0)), ctype
     if not present:
@@ -220,9 +220,14 @@ def attribute_holds(ctype: ColumnType, op: str, x: Any, value: Any, as_of: dt.da
     raise AssertionError(ctype)
 
 
+def lower(s: str) -> str:
+    """Each character in lower case on its own: "ΣΑΣ" is "σασ" (str.lower would end it in "ς"), "İ" is "i"."""
+    return "".join("i" if ch == "İ" else ch.lower() for ch in s)
+
+
 def _text(op: str, x: str, value: Any, case_sensitive: bool) -> bool:
     def fold(s: str) -> str:
-        return s if case_sensitive else s.lower()
+        return s if case_sensitive else lower(s)
 
     s = fold(x)
     if op in ("in", "not_in"):

@@ -693,3 +693,24 @@ def test_avg_is_exact(tmp_path: Path) -> None:
             definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
             assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
             assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where
+
+
+def test_case_is_ignored_character_by_character(tmp_path: Path) -> None:
+    """ "ΣΑΣ" in lower case is "σασ" (no word-final "ς"), and "İ" is "i": each character folds on its own."""
+    people = [
+        _person(pid, name, 0, None, None, None, None, None, None, None) for pid, name in ((1, "ΣΑΣ"), (2, "İSTANBUL"), (3, "σας"))
+    ]
+    data = {"account": [], "person": people, "purchase": []}
+    with Workspace.init(tmp_path / "ws", model=MODEL) as ws:
+        for name, rows in data.items():
+            ws.engine.replace_table(name, MODEL.table(name), pa.Table.from_pylist(rows, schema=arrow_schema(MODEL.table(name))))
+        for where, expected in [
+            (cond("name", "eq", "σασ"), [1]),
+            (cond("name", "ends_with", "Σ"), [1]),
+            (cond("name", "eq", "istanbul"), [2]),
+            (cond("name", "starts_with", "İs"), [2]),
+            (cond("name", "eq", "ΣΑΣ", case_sensitive=True), [1]),
+        ]:
+            definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
+            assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
+            assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where
