@@ -48,8 +48,13 @@ def test_workspace_from_environment_then_default(tmp_path: Path, conformance_dir
     assert r.returncode == 0, r.stderr
     assert (env_ws / "model.yaml").is_file()
     env = {k: v for k, v in os.environ.items() if k != "SEGMENTA_WORKSPACE"}
-    r = subprocess.run([sys.executable, "-m", "segmenta", "init", "--model", str(conformance_dir / "model.yaml")],
-                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "segmenta", "init", "--model", str(conformance_dir / "model.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "segmenta-workspace" / "model.yaml").is_file()
 
@@ -73,8 +78,11 @@ def test_empty_any_has_no_members_and_writes_header_only(ws: Path, tmp_path: Pat
 
 
 def test_as_of_defaults_to_segmenta_now(ws: Path, tmp_path: Path) -> None:
-    seg = write(tmp_path, "s.json", {"audience": "contact", "groups": [
-        {"where": {"attribute": "createdon", "op": "in_last", "value": {"days": 30}}}]})
+    seg = write(
+        tmp_path,
+        "s.json",
+        {"audience": "contact", "groups": [{"where": {"attribute": "createdon", "op": "in_last", "value": {"days": 30}}}]},
+    )
     r = run("--workspace", str(ws), "segment", "evaluate", str(seg), env={"SEGMENTA_NOW": AS_OF})
     assert r.stdout.strip().splitlines()[-1] == "2 members"
     r = run("--workspace", str(ws), "segment", "evaluate", str(seg), env={"SEGMENTA_NOW": "2026-10-21T00:00:00Z"})
@@ -82,18 +90,35 @@ def test_as_of_defaults_to_segmenta_now(ws: Path, tmp_path: Path) -> None:
 
 
 def test_as_of_with_offset_is_converted_to_utc(ws: Path, tmp_path: Path) -> None:
-    seg = write(tmp_path, "s.json", {"audience": "contact", "groups": [
-        {"where": {"attribute": "createdon", "op": "in_last", "value": {"days": 30}}}]})
+    seg = write(
+        tmp_path,
+        "s.json",
+        {"audience": "contact", "groups": [{"where": {"attribute": "createdon", "op": "in_last", "value": {"days": 30}}}]},
+    )
     # 14:00 at +02:00 is 12:00 UTC: contact 2 (12:00:00) in, contact 3 (11:59:59) out.
     r = run("--workspace", str(ws), "segment", "evaluate", str(seg), "--as-of", "2026-10-27T14:00:00+02:00")
     assert r.stdout.strip().splitlines()[-1] == "2 members"
 
 
 def test_rejected_definition_exits_2_with_pointer_lines(ws: Path, tmp_path: Path) -> None:
-    seg = write(tmp_path, "bad.json", {"audience": "contact", "groups": [
-        {"where": {"all": [{"attribute": "jobtitel", "op": "contains", "value": "x"},
-                           {"attribute": "tier", "op": "gt", "value": "Gold"}]}},
-        {"where": {"attribute": "country", "op": "eq", "value": "FR"}}]})
+    seg = write(
+        tmp_path,
+        "bad.json",
+        {
+            "audience": "contact",
+            "groups": [
+                {
+                    "where": {
+                        "all": [
+                            {"attribute": "jobtitel", "op": "contains", "value": "x"},
+                            {"attribute": "tier", "op": "gt", "value": "Gold"},
+                        ]
+                    }
+                },
+                {"where": {"attribute": "country", "op": "eq", "value": "FR"}},
+            ],
+        },
+    )
     out = tmp_path / "never.csv"
     r = run("--workspace", str(ws), "segment", "evaluate", str(seg), "--out", str(out))
     assert r.returncode == 2
@@ -140,7 +165,9 @@ def test_init_refuses_an_existing_workspace_and_keeps_it(ws: Path, conformance_d
 
 def test_init_with_bad_model_exits_2_and_leaves_nothing(tmp_path: Path) -> None:
     model = tmp_path / "model.yaml"
-    model.write_text("tables:\n  contact:\n    key: id\n    columns:\n      contactid: {type: integer}\n      tier: {type: choice}\n")
+    model.write_text(
+        "tables:\n  contact:\n    key: id\n    columns:\n      contactid: {type: integer}\n      tier: {type: choice}\n"
+    )
     r = run("--workspace", str(tmp_path / "ws"), "init", "--model", str(model))
     assert r.returncode == 2
     assert "/tables/contact/key: key 'id' is not a column of 'contact'" in r.stderr
@@ -149,8 +176,11 @@ def test_init_with_bad_model_exits_2_and_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_sql_in_each_dialect(ws: Path, tmp_path: Path) -> None:
-    seg = write(tmp_path, "s.json", {"audience": "contact", "groups": [
-        {"where": {"related": "orders", "count": {"op": "gte", "value": 2}}}]})
+    seg = write(
+        tmp_path,
+        "s.json",
+        {"audience": "contact", "groups": [{"where": {"related": "orders", "count": {"op": "gte", "value": 2}}}]},
+    )
     for dialect, quote in (("duckdb", '"'), ("spark", "`"), ("postgres", '"'), ("snowflake", '"'), ("bigquery", "`")):
         r = run("--workspace", str(ws), "segment", "sql", str(seg), "--dialect", dialect)
         assert r.returncode == 0, r.stderr
@@ -161,7 +191,9 @@ def test_sql_in_each_dialect(ws: Path, tmp_path: Path) -> None:
 
 
 def test_preview_masks_pii_unless_asked(ws: Path, tmp_path: Path) -> None:
-    seg = write(tmp_path, "s.json", {"audience": "contact", "groups": [{"where": {"attribute": "tier", "op": "eq", "value": "Gold"}}]})
+    seg = write(
+        tmp_path, "s.json", {"audience": "contact", "groups": [{"where": {"attribute": "tier", "op": "eq", "value": "Gold"}}]}
+    )
     r = run("--workspace", str(ws), "segment", "preview", str(seg), "--columns", "email,jobtitle", "--limit", "5")
     assert r.returncode == 0, r.stderr
     assert "ann@northwind.example" not in r.stdout and "***" in r.stdout

@@ -34,8 +34,17 @@ CASES = sorted(p.stem for p in (CONFORMANCE / "segments").glob("*.json")) if CON
 def test_cli_evaluates_conformance_case(name: str, cli_ws: Path, conformance_dir: Path, tmp_path: Path) -> None:
     expected = json.loads((conformance_dir / "expected.json").read_text())
     out = tmp_path / "members.csv"
-    r = segmenta("--workspace", str(cli_ws), "segment", "evaluate", str(conformance_dir / "segments" / f"{name}.json"),
-                 "--as-of", expected["as_of"], "--out", str(out))
+    r = segmenta(
+        "--workspace",
+        str(cli_ws),
+        "segment",
+        "evaluate",
+        str(conformance_dir / "segments" / f"{name}.json"),
+        "--as-of",
+        expected["as_of"],
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     want = expected["members"][name]
     assert r.stdout.strip().splitlines()[-1] == f"{len(want)} members"

@@ -110,7 +110,9 @@ class Workspace:
 
         path = Path(path)
         if (path / MODEL_FILE).exists():
-            raise RejectedInput([Problem(str(path), "already holds a segmenta workspace; choose another directory or remove it first")])
+            raise RejectedInput(
+                [Problem(str(path), "already holds a segmenta workspace; choose another directory or remove it first")]
+            )
         if sample and model is not None:
             raise RejectedInput("--sample builds its own model; leave out --model, or load your data into a --model workspace")
         if model is None:
@@ -171,7 +173,9 @@ class Workspace:
         if table not in self.model.tables:
             from segmenta.model.schema import hint
 
-            raise NotFound([Problem(table, f"unknown table{hint(table, self.model.tables)}; tables: {', '.join(self.model.tables)}")])
+            raise NotFound(
+                [Problem(table, f"unknown table{hint(table, self.model.tables)}; tables: {', '.join(self.model.tables)}")]
+            )
         data = read_table_file(file, table, self.model.table(table))
         self.engine.replace_table(table, self.model.table(table), data)
         return data.num_rows
@@ -199,7 +203,9 @@ class Workspace:
         """The sqlglot tree selecting the members' keys."""
         return compile_definition(self.definition(source), self.model, as_of=_as_of(as_of), segments=self.segment_source)
 
-    def sql(self, source: DefinitionLike, *, dialect: str = "duckdb", as_of: dt.datetime | str | None = None, pretty: bool = True) -> str:
+    def sql(
+        self, source: DefinitionLike, *, dialect: str = "duckdb", as_of: dt.datetime | str | None = None, pretty: bool = True
+    ) -> str:
         """The member query in any sqlglot dialect (duckdb, spark, postgres, snowflake, bigquery, ...)."""
         from segmenta.compiler.dialects import render
 
@@ -234,7 +240,9 @@ class Workspace:
         if unknown:
             from segmenta.model.schema import hint
 
-            raise RejectedInput([Problem("--columns", f"{definition.audience!r} has no column {c!r}{hint(c, table.columns)}") for c in unknown])
+            raise RejectedInput(
+                [Problem("--columns", f"{definition.audience!r} has no column {c!r}{hint(c, table.columns)}") for c in unknown]
+            )
         query = compile_definition(definition, self.model, as_of=_as_of(as_of), segments=self.segment_source)
         query.set("order", None)  # membership only; the preview orders its own rows
         members = query.subquery("m")
@@ -244,7 +252,11 @@ class Workspace:
         masked = [c for c in chosen if table.column(c).pii and not show_pii]
         rows_q = (
             exp.select(*[exp.column(c, table=alias, quoted=True) for c in chosen])
-            .from_(exp.Table(this=exp.to_identifier(definition.audience, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+            .from_(
+                exp.Table(
+                    this=exp.to_identifier(definition.audience, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias))
+                )
+            )
             .where(exp.In(this=exp.column(table.key, table=alias, quoted=True), query=query.copy().subquery()))
             .order_by(exp.column(table.key, table=alias, quoted=True))
             .limit(max(0, limit))

@@ -50,8 +50,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, conformance_dir: Path):
     env = {**os.environ, "SEGMENTA_NOW": AS_OF, "PYTHONUNBUFFERED": "1"}
     log = ws.parent / "serve.log"
     with log.open("w") as sink:  # a file, not a pipe: the server's access log must never block it
-        proc = subprocess.Popen([sys.executable, "-m", "segmenta", "--workspace", str(ws), "serve", "--port", str(port)],
-                                stdout=sink, stderr=subprocess.STDOUT, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "segmenta", "--workspace", str(ws), "serve", "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
     password = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -80,8 +85,15 @@ def browser():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()
@@ -189,7 +201,9 @@ def test_upload_csv_into_static_list(page, tmp_path: Path) -> None:
     pg.click("#new-list")
     pg.wait_for_selector("#upload-card:not([hidden])")
     csv_file = tmp_path / "upload.csv"
-    csv_file.write_text("Email,name\nann@northwind.example,Ann\n  BOB@contoso.example ,Bob\nnobody@example.com,No\n,Empty\nann@northwind.example,Again\n")
+    csv_file.write_text(
+        "Email,name\nann@northwind.example,Ann\n  BOB@contoso.example ,Bob\nnobody@example.com,No\n,Empty\nann@northwind.example,Again\n"
+    )
     pg.set_input_files("#upload-file", str(csv_file))
     pg.click("#upload-form button[type=submit]")
     pg.wait_for_selector("#upload-members")

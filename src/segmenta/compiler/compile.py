@@ -367,8 +367,14 @@ def constant_holds(op: str, value: Any, constant: int | None) -> bool:
         return inside if op == "between" else not inside
     if op in ("in", "not_in"):
         return (constant in value) == (op == "in")
-    result = {"eq": constant == value, "ne": constant != value, "gt": constant > value, "gte": constant >= value,
-              "lt": constant < value, "lte": constant <= value}.get(op, False)
+    result = {
+        "eq": constant == value,
+        "ne": constant != value,
+        "gt": constant > value,
+        "gte": constant >= value,
+        "lt": constant < value,
+        "lte": constant <= value,
+    }.get(op, False)
     return bool(result)
 
 
@@ -410,14 +416,18 @@ def _text(col: exp.Expr, op: str, value: Any, case_sensitive: bool) -> exp.Expr:
 
     not_blank = exp.NEQ(this=col.copy(), expression=exp.Literal.string(""))
     if op == "is_empty":
-        return exp.paren(exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string(""))))
+        return exp.paren(
+            exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string("")))
+        )
     if op == "is_not_empty":
         return not_blank
     values = value if isinstance(value, tuple) else (value,)
     if op in ("eq", "in", "ne", "not_in"):
         lits = [fold(exp.Literal.string(v)) for v in values]
         base: exp.Expr = (
-            exp.EQ(this=fold(col.copy()), expression=lits[0]) if op in ("eq", "ne") else exp.In(this=fold(col.copy()), expressions=lits)
+            exp.EQ(this=fold(col.copy()), expression=lits[0])
+            if op in ("eq", "ne")
+            else exp.In(this=fold(col.copy()), expressions=lits)
         )
     else:
         (text,) = values
@@ -453,9 +463,20 @@ def _ordered(col: exp.Expr, op: str, value: Any, lit: Callable[[Any], exp.Expr])
     if op in ("in", "not_in"):
         isin = exp.In(this=col, expressions=[lit(v) for v in value])
         return isin if op == "in" else exp.Not(this=exp.paren(isin, copy=False))
-    cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE,
-           "on": exp.EQ, "not_on": exp.NEQ, "before": exp.LT, "after": exp.GT, "on_or_before": exp.LTE,
-           "on_or_after": exp.GTE}[op]
+    cls = {
+        "eq": exp.EQ,
+        "ne": exp.NEQ,
+        "gt": exp.GT,
+        "gte": exp.GTE,
+        "lt": exp.LT,
+        "lte": exp.LTE,
+        "on": exp.EQ,
+        "not_on": exp.NEQ,
+        "before": exp.LT,
+        "after": exp.GT,
+        "on_or_before": exp.LTE,
+        "on_or_after": exp.GTE,
+    }[op]
     return cls(this=col, expression=lit(value))
 
 
@@ -504,7 +525,9 @@ def _window(col: exp.Expr, op: str, low: exp.Expr, high: exp.Expr) -> exp.Expr:
 def _choice(col: exp.Expr, op: str, value: Any) -> exp.Expr:
     not_blank = exp.NEQ(this=col.copy(), expression=exp.Literal.string(""))
     if op == "is_empty":
-        return exp.paren(exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string(""))))
+        return exp.paren(
+            exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string("")))
+        )
     if op == "is_not_empty":
         return not_blank
     if op == "eq":

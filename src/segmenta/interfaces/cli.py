@@ -51,7 +51,10 @@ def _main(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Segment store URL, e.g. postgresql://user@host/db [default: $SEGMENTA_STORE_URL, else W/store.sqlite]"),
+        typer.Option(
+            "--store",
+            help="Segment store URL, e.g. postgresql://user@host/db [default: $SEGMENTA_STORE_URL, else W/store.sqlite]",
+        ),
     ] = None,
 ) -> None:
     state.workspace = workspace
@@ -160,7 +163,9 @@ def evaluate(
 @segment_app.command("sql")
 def sql(
     segment: Annotated[str, typer.Argument(help="Definition file (JSON or YAML)")],
-    dialect: Annotated[str, typer.Option(help="Any sqlglot dialect: duckdb, spark, postgres, snowflake, bigquery, ...")] = "duckdb",
+    dialect: Annotated[
+        str, typer.Option(help="Any sqlglot dialect: duckdb, spark, postgres, snowflake, bigquery, ...")
+    ] = "duckdb",
     as_of: AsOf = None,
 ) -> None:
     """Print the SQL that selects the members."""
@@ -202,20 +207,23 @@ def write_keys(path: Path, key: str, keys: list[Any]) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:>14}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-                    TimeElapsedColumn(), console=err, transient=True)
+    return Progress(
+        TextColumn("{task.description:>14}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except SystemExit as exc:
-        # click reports usage errors with status 2 already; anything else keeps its code
-        raise exc
+    """Console entry point; click reports usage errors with exit status 2, like rejected input."""
+    app()
 
 
-from segmenta.interfaces import cli_segments  # noqa: E402,F401  (registers the saved-segment commands)
-from segmenta.interfaces import cli_serve  # noqa: E402,F401  (registers segmenta serve)
+# Command modules register themselves on `app` / `segment_app` when imported.
+from segmenta.interfaces import cli_segments, cli_serve  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Scalar = Union[str, int, Decimal, bool, dt.date, dt.datetime]
+Scalar = str | int | Decimal | bool | dt.date | dt.datetime
 Link = Literal["and_also", "or", "but_not"]
 WindowUnit = Literal["hours", "days", "weeks", "months", "years"]
 AggregateFn = Literal["sum", "avg", "min", "max", "count_distinct"]
@@ -103,7 +103,7 @@ class AnyOf(_Node):
     items: tuple[Condition, ...]
 
 
-Condition = Union[AttributeCondition, RelatedCondition, AggregateCondition, MeasureCondition, InSegment, All, AnyOf]
+Condition = AttributeCondition | RelatedCondition | AggregateCondition | MeasureCondition | InSegment | All | AnyOf
 
 
 class Group(_Node):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from segmenta.errors import ModelError, Problem
 
 
-class ColumnType(str, Enum):
+class ColumnType(StrEnum):
     """The column types of the contract (section 1)."""
 
     TEXT = "text"

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -73,7 +74,11 @@ def load_definition_text(text: str, *, source: str = "definition") -> Any:
             return yaml.load(text, Loader=_definition_yaml_loader())  # a SafeLoader subclass
         except yaml.YAMLError:
             raise DefinitionError(
-                [Problem(source, f"not valid JSON or YAML (JSON: {json_exc.msg} at line {json_exc.lineno} column {json_exc.colno})")]
+                [
+                    Problem(
+                        source, f"not valid JSON or YAML (JSON: {json_exc.msg} at line {json_exc.lineno} column {json_exc.colno})"
+                    )
+                ]
             ) from None
 
 
@@ -107,10 +112,8 @@ def check_measure_filters(model: Model) -> list[Problem]:
         rel = model.one_to_many(m.table, m.related)
         if rel is None:
             continue
-        try:
+        with contextlib.suppress(_Invalid):
             checker.condition(m.where, rel.from_table, f"/measures/{name}/where")
-        except _Invalid:
-            pass
     return checker.problems
 
 
@@ -141,8 +144,11 @@ class _Checker:
             return None
         for key in raw:
             if key not in ("name", "description", "audience", "groups"):
-                self.fail(f"/{_esc(key)}", f"unknown key {key!r}{hint(key, ('name', 'description', 'audience', 'groups'))}; "
-                                           "a definition has name, description, audience and groups")
+                self.fail(
+                    f"/{_esc(key)}",
+                    f"unknown key {key!r}{hint(key, ('name', 'description', 'audience', 'groups'))}; "
+                    "a definition has name, description, audience and groups",
+                )
         name = raw.get("name")
         if name is not None and not isinstance(name, str):
             self.fail("/name", f"name must be a string, not {_kind(name)}")
@@ -154,7 +160,10 @@ class _Checker:
             self.fail("/audience", f"missing 'audience': the table whose records are members, one of {_names(self.model.tables)}")
             return None
         if not isinstance(audience, str) or audience not in self.model.tables:
-            self.fail("/audience", f"unknown table {audience!r}{hint(audience, self.model.tables)}; tables are {_names(self.model.tables)}")
+            self.fail(
+                "/audience",
+                f"unknown table {audience!r}{hint(audience, self.model.tables)}; tables are {_names(self.model.tables)}",
+            )
             return None
         groups_raw = raw.get("groups")
         if not isinstance(groups_raw, list) or not groups_raw:
@@ -162,10 +171,8 @@ class _Checker:
             return None
         groups: list[d.Group] = []
         for i, g in enumerate(groups_raw):
-            try:
+            with contextlib.suppress(_Invalid):
                 groups.append(self.group(g, i, audience))
-            except _Invalid:
-                pass
         if self.problems:
             return None
         self._check_self_reference(name, groups)
@@ -190,7 +197,7 @@ class _Checker:
     def group(self, raw: Any, i: int, audience: str) -> d.Group:
         at = f"/groups/{i}"
         if not isinstance(raw, Mapping):
-            raise self.fail(at, f"a group is an object {{\"link\": ..., \"where\": condition}}, not {_kind(raw)}")
+            raise self.fail(at, f'a group is an object {{"link": ..., "where": condition}}, not {_kind(raw)}')
         bad = False
         for key in raw:
             if key not in ("link", "where"):
@@ -275,10 +282,13 @@ class _Checker:
                     raise self.fail(
                         at,
                         f"path step {step!r} is one-to-many from {current!r}; a path walks only many-to-one "
-                        f"relationships ({_names(m2o) or 'none'}); use {{\"related\": {json.dumps(step)}}} to reach many records",
+                        f'relationships ({_names(m2o) or "none"}); use {{"related": {json.dumps(step)}}} to reach many records',
                     )
-                raise self.fail(at, f"table {current!r} has no many-to-one relationship {step!r}{hint(step, m2o)}; "
-                                    f"path steps from {current!r}: {_names(m2o) or 'none'}")
+                raise self.fail(
+                    at,
+                    f"table {current!r} has no many-to-one relationship {step!r}{hint(step, m2o)}; "
+                    f"path steps from {current!r}: {_names(m2o) or 'none'}",
+                )
             current = rel.to_table
         return tuple(path), current
 
@@ -328,7 +338,10 @@ class _Checker:
                 raise self.fail(at, f"{op} takes [low, high] ({_expected(op, col)}), not {json.dumps(v, default=str)}")
             low, high = (self.scalar(x, col, op, what, at) for x in v)
             if low > high:
-                raise self.fail(at, f"{op} range is backwards: low {_show(low)} is above high {_show(high)}; write [{_show(high)}, {_show(low)}]")
+                raise self.fail(
+                    at,
+                    f"{op} range is backwards: low {_show(low)} is above high {_show(high)}; write [{_show(high)}, {_show(low)}]",
+                )
             return (low, high)
         if op in LIST_VALUE:
             if not isinstance(v, list) or not v:
@@ -348,7 +361,9 @@ class _Checker:
         if t in (ColumnType.CHOICE, ColumnType.CHOICES):
             choices = col.choices or ()
             if not isinstance(v, str) or v not in choices:
-                raise self.fail(at, f"{json.dumps(v, default=str)} is not a choice of {what}{hint(v, choices)}; choices: {', '.join(choices)}")
+                raise self.fail(
+                    at, f"{json.dumps(v, default=str)} is not a choice of {what}{hint(v, choices)}; choices: {', '.join(choices)}"
+                )
             return v
         if t is ColumnType.INTEGER:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
@@ -364,7 +379,9 @@ class _Checker:
         if t.is_temporal:
             parsed = parse_iso(v)
             if parsed is None:
-                raise self.fail(at, f"{op} on {what} needs an ISO 8601 date such as \"2026-10-27\", not {json.dumps(v, default=str)}")
+                raise self.fail(
+                    at, f'{op} on {what} needs an ISO 8601 date such as "2026-10-27", not {json.dumps(v, default=str)}'
+                )
             return parsed.date() if isinstance(parsed, dt.datetime) else parsed
         raise self.fail(at, f"{what} of type {t.value} takes no value")  # pragma: no cover
 
@@ -376,7 +393,9 @@ class _Checker:
         if unit not in WINDOW_UNITS:
             raise self.fail(at, f"unknown unit {unit!r} for {op}{hint(unit, WINDOW_UNITS)}; units: {', '.join(WINDOW_UNITS)}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise self.fail(at, f"{op} needs a whole number of {unit} >= 0, e.g. {{\"{unit}\": 90}}, not {json.dumps(n, default=str)}")
+            raise self.fail(
+                at, f'{op} needs a whole number of {unit} >= 0, e.g. {{"{unit}": 90}}, not {json.dumps(n, default=str)}'
+            )
         return d.Window(unit=unit, n=n)
 
     def related_target(self, raw: Mapping[str, Any], table: str, at: str) -> tuple[tuple[str, ...], str, str]:
@@ -386,10 +405,16 @@ class _Checker:
         if rel is None:
             m2o, o2m = self.model.link_names(scope)
             if related in m2o:
-                raise self.fail(at, f"{related!r} is many-to-one from {scope!r} (one record); 'related' takes a one-to-many "
-                                    f"relationship ({_names(o2m) or 'none'}); reach {related!r} with \"path\": [{json.dumps(related)}]")
-            raise self.fail(at, f"table {scope!r} has no one-to-many relationship {related!r}{hint(related, o2m)}; "
-                                f"from {scope!r}: {_names(o2m) or 'none'}")
+                raise self.fail(
+                    at,
+                    f"{related!r} is many-to-one from {scope!r} (one record); 'related' takes a one-to-many "
+                    f'relationship ({_names(o2m) or "none"}); reach {related!r} with "path": [{json.dumps(related)}]',
+                )
+            raise self.fail(
+                at,
+                f"table {scope!r} has no one-to-many relationship {related!r}{hint(related, o2m)}; "
+                f"from {scope!r}: {_names(o2m) or 'none'}",
+            )
         return path, str(related), rel.from_table
 
     def related(self, raw: Mapping[str, Any], table: str, at: str) -> d.RelatedCondition:
@@ -402,14 +427,18 @@ class _Checker:
             if not isinstance(c, Mapping) or set(c) - {"op", "value"}:
                 extra = sorted(map(str, set(c) - {"op", "value"})) if isinstance(c, Mapping) else []
                 unknown = f"unknown key {extra[0]!r} in 'count'{hint(extra[0], ('op', 'value'))}; " if extra else ""
-                raise self.fail(at, unknown + "'count' is {\"op\": OP, \"value\": N}, e.g. {\"op\": \"gte\", \"value\": 1}")
+                raise self.fail(at, unknown + '\'count\' is {"op": OP, "value": N}, e.g. {"op": "gte", "value": 1}')
             op = c.get("op", "gte")
             if op not in COUNT_OPERATORS:
-                raise self.fail(at, f"count operator {op!r}{hint(op, COUNT_OPERATORS)} is not one of: {', '.join(COUNT_OPERATORS)}")
+                raise self.fail(
+                    at, f"count operator {op!r}{hint(op, COUNT_OPERATORS)} is not one of: {', '.join(COUNT_OPERATORS)}"
+                )
             cv = c.get("value")
             if op == "between":
                 if not (isinstance(cv, list) and len(cv) == 2 and all(_is_count(x) for x in cv)) or cv[0] > cv[1]:
-                    raise self.fail(at, f"count between takes [low, high], whole numbers >= 0 with low <= high, not {json.dumps(cv)}")
+                    raise self.fail(
+                        at, f"count between takes [low, high], whole numbers >= 0 with low <= high, not {json.dumps(cv)}"
+                    )
                 count = d.CountSpec(op=op, value=(cv[0], cv[1]))
             else:
                 if not isinstance(cv, int) or not _is_count(cv):
@@ -426,7 +455,7 @@ class _Checker:
         if not isinstance(agg, Mapping) or set(agg) - {"fn", "attribute"} or "fn" not in agg or "attribute" not in agg:
             extra = sorted(map(str, set(agg) - {"fn", "attribute"})) if isinstance(agg, Mapping) else []
             unknown = f"unknown key {extra[0]!r} in 'aggregate'{hint(extra[0], ('fn', 'attribute'))}; " if extra else ""
-            raise self.fail(at, unknown + "'aggregate' is {\"fn\": F, \"attribute\": A} with F one of " + ", ".join(fns))
+            raise self.fail(at, unknown + '\'aggregate\' is {"fn": F, "attribute": A} with F one of ' + ", ".join(fns))
         fn = agg["fn"]
         if fn not in fns:
             raise self.fail(at, f"unknown aggregate function {fn!r}{hint(fn, fns)}; use one of {', '.join(fns)}")
@@ -447,9 +476,16 @@ class _Checker:
         name = raw.get("measure")
         available = self.model.measures_of(scope)
         if not isinstance(name, str) or name not in available:
-            elsewhere = f" (it is a measure of {self.model.measures[name].table!r})" if isinstance(name, str) and name in self.model.measures else ""
-            raise self.fail(at, f"table {scope!r} has no measure {name!r}{elsewhere}{hint(name, available)}; "
-                                f"measures of {scope!r}: {_names(available) or 'none'}")
+            elsewhere = (
+                f" (it is a measure of {self.model.measures[name].table!r})"
+                if isinstance(name, str) and name in self.model.measures
+                else ""
+            )
+            raise self.fail(
+                at,
+                f"table {scope!r} has no measure {name!r}{elsewhere}{hint(name, available)}; "
+                f"measures of {scope!r}: {_names(available) or 'none'}",
+            )
         m = available[name]
         rel = self.model.one_to_many(scope, m.related)
         assert rel is not None
@@ -508,9 +544,13 @@ def _is_count(v: Any) -> bool:
 def _expected(op: str, col: Column) -> str:
     t = col.type
     one = {
-        ColumnType.TEXT: '"text"', ColumnType.INTEGER: "a whole number", ColumnType.DECIMAL: "a number",
-        ColumnType.DATE: '"2026-10-27"', ColumnType.DATETIME: '"2026-10-27"',
-        ColumnType.CHOICE: "one of " + ", ".join(col.choices or ()), ColumnType.CHOICES: "values from " + ", ".join(col.choices or ()),
+        ColumnType.TEXT: '"text"',
+        ColumnType.INTEGER: "a whole number",
+        ColumnType.DECIMAL: "a number",
+        ColumnType.DATE: '"2026-10-27"',
+        ColumnType.DATETIME: '"2026-10-27"',
+        ColumnType.CHOICE: "one of " + ", ".join(col.choices or ()),
+        ColumnType.CHOICES: "values from " + ", ".join(col.choices or ()),
         ColumnType.BOOLEAN: "no value",
     }[t]
     if op in WINDOW_VALUE:

@@ -263,7 +263,9 @@ def _counts(*, with_found: bool = False) -> exp.Select:
     found: exp.Expr = exp.null()
     if with_found:
         matched = exp.select("addr").from_(_table(MATCHES))
-        found = exp.Filter(this=exp.Sum(this=n.copy()), expression=exp.Where(this=exp.In(this=addr.copy(), query=matched.subquery())))
+        found = exp.Filter(
+            this=exp.Sum(this=n.copy()), expression=exp.Where(this=exp.In(this=addr.copy(), query=matched.subquery()))
+        )
     dups = exp.Sum(this=exp.Sub(this=n.copy(), expression=exp.Literal.number(1))).as_("duplicates")
     return exp.select(read, found.as_("found"), dups).from_(groups.subquery("g"))
 

@@ -80,7 +80,9 @@ def _read_csv_text(path: Path) -> tuple[pa.Table, list[str]]:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), None)
     except UnicodeDecodeError as exc:
-        raise DataError([Problem(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")]) from None
+        raise DataError(
+            [Problem(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")]
+        ) from None
     if not header or all(not h.strip() for h in header):
         raise DataError([Problem(str(path), "the file has no header row; the first row must name the columns")])
     header = [h.strip() for h in header]
@@ -111,8 +113,12 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
             problems.append(Problem(str(path), f"column {h!r} appears twice in the header"))
         seen.add(h)
         if h not in table.columns:
-            problems.append(Problem(str(path), f"column {h!r} is not an attribute of {name!r}{hint(h, table.columns)}; "
-                                               f"columns: {', '.join(table.columns)}"))
+            problems.append(
+                Problem(
+                    str(path),
+                    f"column {h!r} is not an attribute of {name!r}{hint(h, table.columns)}; columns: {', '.join(table.columns)}",
+                )
+            )
     if table.key not in header:
         problems.append(Problem(str(path), f"the key column {table.key!r} of {name!r} is missing"))
     if problems:
@@ -136,10 +142,14 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
     for cname, col in table.columns.items():
         if cname not in header:
             continue
-        rejected = exp.and_(exp.column(cname, table="r", quoted=True).is_(exp.Null()).not_(),
-                            exp.column(cname, table="t", quoted=True).is_(exp.Null()))
+        rejected = exp.and_(
+            exp.column(cname, table="r", quoted=True).is_(exp.Null()).not_(),
+            exp.column(cname, table="t", quoted=True).is_(exp.Null()),
+        )
         if col.type is ColumnType.CHOICE and not text:  # a Parquet "" is no choice: stored as null, like an empty CSV cell
-            rejected = exp.and_(rejected, exp.NEQ(this=exp.column(cname, table="r", quoted=True), expression=exp.Literal.string("")))
+            rejected = exp.and_(
+                rejected, exp.NEQ(this=exp.column(cname, table="r", quoted=True), expression=exp.Literal.string(""))
+            )
         bad = (
             exp.select(exp.column("__row", table="t"), exp.column(cname, table="r", quoted=True))
             .from_(exp.alias_(exp.to_table("typed"), "t"))
@@ -149,7 +159,9 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
             .limit(3)
         )
         for row, value in con.execute(bad.sql(dialect="duckdb")).fetchall():
-            problems.append(Problem(_where(path, row, text), f"column {cname!r}: {_show(value)} is not {_expected(col, text=text)}"))
+            problems.append(
+                Problem(_where(path, row, text), f"column {cname!r}: {_show(value)} is not {_expected(col, text=text)}")
+            )
     key = exp.column(table.key, quoted=True)
     nulls = exp.select(exp.column("__row")).from_("typed").where(key.is_(exp.Null())).order_by("__row").limit(3)
     for (row,) in con.execute(nulls.sql(dialect="duckdb")).fetchall():
@@ -161,7 +173,12 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
     )
     dupes = exp.replace_placeholders(dupes, key=key)
     for k, first, second in con.execute(dupes.sql(dialect="duckdb")).fetchall():
-        problems.append(Problem(_where(path, second, text), f"column {table.key!r}: key {k} repeats {_where(path, first, text, bare=True)}; keys must be unique"))
+        problems.append(
+            Problem(
+                _where(path, second, text),
+                f"column {table.key!r}: key {k} repeats {_where(path, first, text, bare=True)}; keys must be unique",
+            )
+        )
     if problems:
         con.close()
         raise DataError(problems[:MAX_PROBLEMS])
@@ -173,10 +190,7 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
 def _conversion(cname: str, col: Column, source: pa.DataType, *, text: bool, path: Path) -> exp.Expr:
     v = exp.column(cname, quoted=True)
     choices = exp.Array(expressions=[exp.Literal.string(c) for c in (col.choices or ())])
-    if text:
-        template = _TEXT_CONVERSIONS[col.type]
-    else:
-        template = _parquet_conversion(cname, col, source, path)
+    template = _TEXT_CONVERSIONS[col.type] if text else _parquet_conversion(cname, col, source, path)
     tree = sqlglot.parse_one(template, dialect="duckdb")
     return exp.replace_placeholders(tree, v=v, choices=choices)
 
@@ -196,7 +210,9 @@ def _parquet_conversion(cname: str, col: Column, source: pa.DataType, path: Path
     }[t]
     if not ok:
         want = {ColumnType.CHOICES: "a list of strings", ColumnType.CHOICE: "string", ColumnType.TEXT: "string"}.get(t, t.value)
-        raise DataError([Problem(str(path), f"column {cname!r} is stored as {source} but the model says {t.value}; expected {want}")])
+        raise DataError(
+            [Problem(str(path), f"column {cname!r} is stored as {source} but the model says {t.value}; expected {want}")]
+        )
     if t is ColumnType.DATETIME and pa.types.is_timestamp(source) and source.tz is not None:
         return "CAST(CAST(:v AS TIMESTAMPTZ) AS TIMESTAMP)"
     if t is ColumnType.CHOICE:
