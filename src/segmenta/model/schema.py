@@ -162,7 +162,9 @@ class Model(_Frozen):
     @classmethod
     def from_yaml_text(cls, text: str) -> Model:
         try:
-            data = yaml.safe_load(text)
+            from segmenta.model.validate import json_like_yaml_loader  # validate imports this module
+
+            data = yaml.load(text, Loader=json_like_yaml_loader())  # a SafeLoader: Yes/No/on stay strings
         except yaml.YAMLError as exc:
             raise ModelError([Problem("", f"model.yaml is not valid YAML: {exc}")]) from None
         return cls.from_data(data)

@@ -71,7 +71,7 @@ def load_definition_text(text: str, *, source: str = "definition") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as json_exc:
         try:
-            return yaml.load(text, Loader=_definition_yaml_loader())  # a SafeLoader subclass
+            return yaml.load(text, Loader=json_like_yaml_loader())  # a SafeLoader subclass
         except yaml.YAMLError:
             raise DefinitionError(
                 [
@@ -82,12 +82,12 @@ def load_definition_text(text: str, *, source: str = "definition") -> Any:
             ) from None
 
 
-def _definition_yaml_loader() -> type:
-    """A YAML SafeLoader that reads scalars as JSON would.
+def json_like_yaml_loader() -> type:
+    """A YAML SafeLoader that reads scalars as JSON would (definitions and model.yaml).
 
-    Plain YAML 1.1 turns ``op: on`` (an operator) into ``True`` and ``value: 2026-10-27``
-    into a date object; here only true/false are booleans and dates stay ISO strings,
-    which the validator parses like any other.
+    Plain YAML 1.1 turns ``op: on`` (an operator) and ``choices: [Yes, No]`` into
+    booleans and ``value: 2026-10-27`` into a date object; here only true/false are
+    booleans and dates stay ISO strings, which the validator parses like any other.
     """
     import yaml
 
