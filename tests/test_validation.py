@@ -935,3 +935,26 @@ def test_cli_init_rejects_a_bad_model(tmp_path: Path) -> None:
         "/relationships/0/to: 'account.name' is not the key of 'account'; a relationship leads to a key: 'account.accountid'",
     ]
     assert not (tmp_path / "ws").exists()
+
+
+def test_model_yaml_reads_yes_no_on_as_strings(tmp_path: Path) -> None:
+    text = """
+tables:
+  contact:
+    key: id
+    active: {attribute: consent, equals: Yes}
+    columns:
+      id: {type: integer}
+      consent: {type: choice, choices: [Yes, No, Unknown]}
+      on: {type: boolean}
+      since: {type: date}
+"""
+    model = Model.from_yaml_text(text)
+    table = model.table("contact")
+    assert table.column("consent").choices == ("Yes", "No", "Unknown")
+    assert list(table.columns) == ["id", "consent", "on", "since"]
+    assert table.active is not None and table.active.equals == "Yes"
+    # and it survives a workspace's round trip through its own model.yaml
+    Workspace.init(tmp_path / "ws", model=model).close()
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.model == model
