@@ -29,7 +29,6 @@ PG_TYPES = {
 
 @pytest.fixture(scope="module")
 def pg_schema(conformance_ws):
-    pytest.importorskip("psycopg")
     import psycopg
     import psycopg.sql
 

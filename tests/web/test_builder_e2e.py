@@ -81,7 +81,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, conformance_dir: Path):
 @pytest.fixture(scope="module")
 def browser():
     need(Path(CHROMIUM).exists(), "Debian's chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        need(False, "the playwright package (pip install -e '.[dev]')")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
