@@ -415,12 +415,8 @@ def _text(col: exp.Expr, op: str, value: Any, case_sensitive: bool) -> exp.Expr:
         return e if case_sensitive else exp.Lower(this=e)
 
     not_blank = exp.NEQ(this=col.copy(), expression=exp.Literal.string(""))
-    if op == "is_empty":
-        return exp.paren(
-            exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string("")))
-        )
-    if op == "is_not_empty":
-        return not_blank
+    if op in ("is_empty", "is_not_empty"):
+        return _blank_test(col, op)
     values = value if isinstance(value, tuple) else (value,)
     if op in ("eq", "in", "ne", "not_in"):
         lits = [fold(exp.Literal.string(v)) for v in values]
@@ -522,14 +518,17 @@ def _window(col: exp.Expr, op: str, low: exp.Expr, high: exp.Expr) -> exp.Expr:
     return exp.Between(this=col, low=low, high=high)
 
 
+def _blank_test(col: exp.Expr, op: str) -> exp.Expr:
+    """is_empty / is_not_empty on a string column: empty means null or ''."""
+    if op == "is_not_empty":
+        return exp.NEQ(this=col, expression=exp.Literal.string(""))
+    return exp.paren(exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string(""))))
+
+
 def _choice(col: exp.Expr, op: str, value: Any) -> exp.Expr:
     not_blank = exp.NEQ(this=col.copy(), expression=exp.Literal.string(""))
-    if op == "is_empty":
-        return exp.paren(
-            exp.or_(exp.Is(this=col, expression=exp.Null()), exp.EQ(this=col.copy(), expression=exp.Literal.string("")))
-        )
-    if op == "is_not_empty":
-        return not_blank
+    if op in ("is_empty", "is_not_empty"):
+        return _blank_test(col, op)
     if op == "eq":
         return exp.EQ(this=col, expression=exp.Literal.string(value))
     if op == "in":

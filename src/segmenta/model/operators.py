@@ -12,6 +12,20 @@ RANGE_VALUE = frozenset({"between", "not_between"})
 WINDOW_VALUE = frozenset({"in_last", "not_in_last", "in_next"})
 
 _EMPTY = ("is_empty", "is_not_empty")
+_NUMERIC = ("eq", "ne", "gt", "gte", "lt", "lte", "between", "not_between", "in", "not_in", *_EMPTY)
+_TEMPORAL = (
+    "on",
+    "not_on",
+    "before",
+    "after",
+    "on_or_before",
+    "on_or_after",
+    "between",
+    "in_last",
+    "not_in_last",
+    "in_next",
+    *_EMPTY,
+)
 OPERATORS: dict[ColumnType, tuple[str, ...]] = {
     T.TEXT: (
         "eq",
@@ -26,34 +40,10 @@ OPERATORS: dict[ColumnType, tuple[str, ...]] = {
         "not_in",
         *_EMPTY,
     ),
-    T.INTEGER: ("eq", "ne", "gt", "gte", "lt", "lte", "between", "not_between", "in", "not_in", *_EMPTY),
-    T.DECIMAL: ("eq", "ne", "gt", "gte", "lt", "lte", "between", "not_between", "in", "not_in", *_EMPTY),
-    T.DATE: (
-        "on",
-        "not_on",
-        "before",
-        "after",
-        "on_or_before",
-        "on_or_after",
-        "between",
-        "in_last",
-        "not_in_last",
-        "in_next",
-        *_EMPTY,
-    ),
-    T.DATETIME: (
-        "on",
-        "not_on",
-        "before",
-        "after",
-        "on_or_before",
-        "on_or_after",
-        "between",
-        "in_last",
-        "not_in_last",
-        "in_next",
-        *_EMPTY,
-    ),
+    T.INTEGER: _NUMERIC,
+    T.DECIMAL: _NUMERIC,
+    T.DATE: _TEMPORAL,
+    T.DATETIME: _TEMPORAL,
     T.BOOLEAN: ("is_true", "is_false", *_EMPTY),
     T.CHOICE: ("eq", "ne", "in", "not_in", *_EMPTY),
     T.CHOICES: ("contains_any", "contains_all", "not_contains_any", *_EMPTY),
