@@ -204,3 +204,11 @@ def test_publish_against_a_changed_model_is_rejected(life: Lifecycle) -> None:
     r = life.run("segment", "publish", "UK contacts", code=2)
     assert "country" in r.stderr
     assert life.json("segment", "show", "UK contacts")["status"] == "draft"
+
+
+def test_store_option_does_not_outlive_its_command(life: Lifecycle) -> None:
+    """``--store`` applies to one invocation; library use afterwards in the same process uses its own store."""
+    from segmenta.store import database
+
+    life.run("segment", "list")
+    assert database.override_url is None

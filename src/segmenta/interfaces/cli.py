@@ -41,6 +41,7 @@ state = _State()
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     workspace: Annotated[
         Path | None,
         typer.Option("--workspace", "-w", help="Workspace directory [default: $SEGMENTA_WORKSPACE or ./segmenta-workspace]"),
@@ -62,6 +63,9 @@ def _main(
     from segmenta.store import database  # the store URL also reaches in_segment lookups of plain evaluations
 
     database.override_url = store
+    # The override lives as long as this invocation: a later use of the library in the same
+    # process (tests, notebooks driving the CLI) must not inherit another command's store.
+    ctx.call_on_close(lambda: setattr(database, "override_url", None))
     state.engine = engine
 
 
