@@ -186,18 +186,7 @@ class Workspace:
         """Parse and validate a definition from a file path, JSON/YAML text, plain data or a Definition."""
         if isinstance(source, Definition):
             return source
-        if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "audience", "name"))):
-            p = Path(source)
-            try:
-                text = p.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise DefinitionError([Problem(str(p), f"cannot read the definition: {exc.strerror}")]) from None
-            raw = load_definition_text(text, source=str(p))
-        elif isinstance(source, str):
-            raw = load_definition_text(source)
-        else:
-            raw = source
-        return parse_definition(raw, self.model)
+        return parse_definition(read_definition(source), self.model)
 
     def compile(self, source: DefinitionLike, *, as_of: dt.datetime | str | None = None) -> exp.Select:
         """The sqlglot tree selecting the members' keys."""
@@ -267,6 +256,20 @@ class Workspace:
                 if row[c] is not None:
                     row[c] = PII_MASK
         return Preview(count=count, columns=chosen, rows=rows, masked=masked)
+
+
+def read_definition(source: Path | str | Mapping[str, Any]) -> Any:
+    """The raw data of a definition given as a file path, JSON/YAML text or plain data (not yet validated)."""
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "audience", "name"))):
+        p = Path(source)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DefinitionError([Problem(str(p), f"cannot read the definition: {exc.strerror}")]) from None
+        return load_definition_text(text, source=str(p))
+    if isinstance(source, str):
+        return load_definition_text(source)
+    return source
 
 
 def _as_of(value: dt.datetime | str | None) -> dt.datetime:

@@ -355,18 +355,9 @@ class Segments(SegmentsBase):
 
     def _parse(self, source: Any) -> tuple[dict[str, Any], Definition]:
         """(raw JSON data, validated definition) of a file path, text or mapping."""
-        from segmenta.model.validate import load_definition_text
+        from segmenta.workspace import read_definition
 
-        if isinstance(source, (str, Path)) and not str(source).lstrip().startswith("{"):
-            try:
-                text = Path(source).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise DefinitionError([Problem(str(source), f"cannot read the definition: {exc.strerror}")]) from None
-            raw = load_definition_text(text, source=str(source))
-        elif isinstance(source, str):
-            raw = load_definition_text(source)
-        else:
-            raw = source
+        raw = read_definition(source)
         defn = parse_definition(raw, self.ws.model)
         return dict(raw), defn
 
