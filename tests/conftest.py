@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,19 @@ def need(condition: bool, reason: str) -> None:
         if IN_CI:
             pytest.fail(f"required in CI: {reason}")
         pytest.skip(reason)
+
+
+def sigkill_when(marker: Path, proc: subprocess.Popen[str], *, timeout: float, what: str) -> None:
+    """SIGKILL ``proc`` as soon as it creates ``marker`` (a test hook inside its transaction); fail if it never does."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the refresh never reached {what}: {proc.communicate()}")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
 
 
 @pytest.fixture(scope="session")

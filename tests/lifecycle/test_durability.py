@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from sqlalchemy import text
@@ -21,6 +18,7 @@ from segmenta.store.database import (
     resolve_url,
     upgrade,
 )
+from tests.conftest import sigkill_when
 from tests.lifecycle.conftest import CONTACTS, Lifecycle
 from tests.lifecycle.test_segments import UK
 
@@ -85,15 +83,7 @@ def test_a_refresh_killed_part_way_leaves_the_previous_membership(life: Lifecycl
         "UK contacts",
         env={"SEGMENTA_TEST_HANG_IN_REFRESH": str(marker), "SEGMENTA_NOW": "2026-10-02T00:00:00"},
     )
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the refresh never reached its transaction: {proc.communicate()}")
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(marker, proc, timeout=120, what="its transaction")
     assert life.members("UK contacts") == [1, 3, 5]
     assert life.json("segment", "history", "UK contacts", "--record", "7") == []
     life.run("segment", "refresh", "UK contacts", now="2026-10-02T00:00:00")

@@ -7,12 +7,9 @@ Spark workspace and, where the point is agreement, the same steps against a Duck
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import segmenta
+from tests.conftest import sigkill_when
 from tests.lifecycle.conftest import CONTACTS, INTERACTIONS, MODEL, Lifecycle, write_csv
 from tests.lifecycle.test_segments import UK
 
@@ -243,15 +241,7 @@ def test_a_refresh_killed_before_its_commit_leaves_the_previous_membership(both:
         "UK contacts",
         env={"SEGMENTA_TEST_HANG_IN_REFRESH": str(marker), "SEGMENTA_NOW": "2026-10-02T00:00:00"},
     )
-    deadline = time.monotonic() + 240
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the refresh never reached its commit: {proc.communicate()}")
-        time.sleep(0.1)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(marker, proc, timeout=240, what="its commit")
     seg_dir = life.ws / "spark-tables" / ".segments" / "1"
     written = {p.name for p in seg_dir.iterdir() if p.name[:2] in ("m-", "h-")}
     assert len(written) == 4  # the new members version and history part were written ...
