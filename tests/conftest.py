@@ -14,8 +14,10 @@ import pytest
 import segmenta
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT.parent / "shared" / "spec"
+#: The contract's conformance set and example model, kept in the repository (tests/data/).
+SPEC = ROOT / "tests" / "data"
 CONFORMANCE = SPEC / "conformance"
+SPEC_EXAMPLES = SPEC / "spec-examples"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -42,7 +44,7 @@ def sigkill_when(marker: Path, proc: subprocess.Popen[str], *, timeout: float, w
 
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
-    need(CONFORMANCE.is_dir(), f"the public conformance set at {CONFORMANCE}")
+    assert CONFORMANCE.is_dir(), f"the conformance set belongs in the repository at {CONFORMANCE}"
     return CONFORMANCE
 
 

@@ -23,9 +23,9 @@ from segmenta import Workspace
 from segmenta.errors import DefinitionError, ModelError
 from segmenta.model.schema import Model
 from segmenta.model.validate import load_definition_text, parse_definition
-from tests.conftest import SPEC, need
+from tests.conftest import SPEC_EXAMPLES
 
-EXAMPLE_MODEL = SPEC / "examples" / "model.yaml"
+EXAMPLE_MODEL = SPEC_EXAMPLES / "model.yaml"
 TEXT_OPS = (
     "eq, ne, contains, not_contains, starts_with, not_starts_with, ends_with, not_ends_with, in, not_in, is_empty, is_not_empty"
 )
@@ -35,7 +35,7 @@ UNITS = "hours, days, weeks, months, years"
 
 @pytest.fixture(scope="module")
 def model() -> Model:
-    need(EXAMPLE_MODEL.is_file(), f"the contract's example model at {EXAMPLE_MODEL}")
+    assert EXAMPLE_MODEL.is_file(), f"the contract's example model belongs at {EXAMPLE_MODEL}"
     return Model.from_file(EXAMPLE_MODEL)
 
 
@@ -917,12 +917,12 @@ MODELS = [
 
 @pytest.mark.parametrize(("change", "expected"), [c[1:] for c in MODELS], ids=[c[0] for c in MODELS])
 def test_model_is_rejected(change: Any, expected: list[tuple[str, str]]) -> None:
-    need(EXAMPLE_MODEL.is_file(), f"the contract's example model at {EXAMPLE_MODEL}")
+    assert EXAMPLE_MODEL.is_file(), f"the contract's example model belongs at {EXAMPLE_MODEL}"
     assert _bad_model(change) == expected
 
 
 def test_cli_init_rejects_a_bad_model(tmp_path: Path) -> None:
-    need(EXAMPLE_MODEL.is_file(), f"the contract's example model at {EXAMPLE_MODEL}")
+    assert EXAMPLE_MODEL.is_file(), f"the contract's example model belongs at {EXAMPLE_MODEL}"
     data = yaml.safe_load(EXAMPLE_MODEL.read_text())
     data["tables"]["contact"]["key"] = "contact_id"
     data["relationships"][0]["to"] = "account.name"

@@ -15,7 +15,8 @@ from typing import Any
 
 from segmenta.errors import Problem, RejectedInput
 
-#: Customer Insights - Journeys / Sales quotas (see /work/shared/reference/dynamics365-notes.md).
+#: Customer Insights - Journeys and Dynamics 365 Sales quotas, from Microsoft Learn: "Service limits in
+#: Customer Insights - Journeys" (segments) and "Configure work assignment segments" (Sales).
 PRESETS: dict[str, dict[str, int | None]] = {
     "microsoft": {
         "dynamic": 3_000,  # dynamic segments (expired ones do not count)
