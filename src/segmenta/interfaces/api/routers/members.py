@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, UploadFile
 from fastapi.responses import FileResponse, Response
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
 from segmenta.interfaces.api.auth import ChangeMembers, Ctx, Import, Read
+from segmenta.interfaces.api.routers.segments import resolve
 from segmenta.interfaces.api.views import choose_columns, mask_rows, split_columns
 from segmenta.services.csvimport import import_csv
 
@@ -73,12 +75,13 @@ def members(
     show_pii: bool = False,
 ) -> dict[str, Any]:
     """A page of member keys ascending; with ``columns`` (comma-separated) also their rows."""
-    return _page(ctx, name, offset, limit, split_columns(columns), show_pii)
+    return _page(ctx, resolve(ctx, name), offset, limit, split_columns(columns), show_pii)
 
 
 @router.get("/segments/{name}/members.csv")
 def export(ctx: Read, name: str, columns: str | None = None, show_pii: bool = False) -> Response:
     """Every member as CSV (``segment members --out``): the key column, plus ``columns`` if asked."""
+    name = resolve(ctx, name)
     page = _page(ctx, name, 0, None, split_columns(columns), show_pii)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -88,22 +91,27 @@ def export(ctx: Read, name: str, columns: str | None = None, show_pii: bool = Fa
     else:
         writer.writerow([page["key"]])
         writer.writerows([k] for k in page["keys"])
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "members"
-    return Response(out.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{safe}.csv"'})
+    return Response(out.getvalue(), media_type="text/csv", headers={"Content-Disposition": attachment(name)})
 
 
 @router.post("/segments/{name}/members/add")
 def add_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, Any]:
     """Add records by key to a static list."""
     ctx.audit_detail = f"add {len(body.keys)} keys"
-    return vars_of(ctx.segs.add(name, [str(k) for k in body.keys]))
+    return vars_of(ctx.segs.add(resolve(ctx, name), [str(k) for k in body.keys]))
 
 
 @router.post("/segments/{name}/members/remove")
 def remove_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, Any]:
     """Remove records by key from a static list."""
     ctx.audit_detail = f"remove {len(body.keys)} keys"
-    return vars_of(ctx.segs.remove(name, [str(k) for k in body.keys]))
+    return vars_of(ctx.segs.remove(resolve(ctx, name), [str(k) for k in body.keys]))
+
+
+def attachment(stem: str, suffix: str = ".csv") -> str:
+    """A Content-Disposition for ``stem + suffix``: an ASCII fallback, and the real name RFC 5987-encoded (any script)."""
+    fallback = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in stem).strip("_") or "segment"
+    return f"attachment; filename=\"{fallback}{suffix}\"; filename*=UTF-8''{quote(stem + suffix, safe='')}"
 
 
 def vars_of(result: Any) -> dict[str, Any]:
@@ -113,6 +121,7 @@ def vars_of(result: Any) -> dict[str, Any]:
 @router.get("/segments/{name}/history")
 def history(ctx: Read, name: str, record: str | None = None) -> list[dict[str, Any]]:
     """Refreshes (time, trigger, version, size, entered, exited), or one record's entries and exits."""
+    name = resolve(ctx, name)
     if record is None:
         return ctx.segs.history(name)
     seg = ctx.segs._detached(name)
@@ -123,6 +132,7 @@ def history(ctx: Read, name: str, record: str | None = None) -> list[dict[str, A
 @router.post("/segments/{name}/import-csv")
 def import_csv_file(ctx: Import, name: str, file: UploadFile) -> dict[str, Any]:
     """Match an uploaded CSV's emails to the list's audience and add the matches (``segment import-csv``)."""
+    name = resolve(ctx, name)
     import_id, not_found = ctx.service.new_import(ctx.user.username)
     with tempfile.TemporaryDirectory(prefix="segmenta-import-") as tmp:
         path = Path(tmp) / "upload.csv"

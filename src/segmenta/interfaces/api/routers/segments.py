@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
 
 from segmenta.errors import Conflict, NotFound, Problem, RejectedInput
 from segmenta.interfaces.api.auth import (
@@ -31,6 +32,7 @@ from segmenta.interfaces.api.auth import (
 )
 from segmenta.interfaces.api.pii import redact_definition
 from segmenta.model.validate import parse_definition
+from segmenta.store.models import Segment
 
 router = APIRouter(prefix="/api/segments", tags=["segments"])
 
@@ -59,7 +61,47 @@ class RenameBody(BaseModel):
     new_name: str
 
 
-def segment_json(seg: dict[str, Any]) -> dict[str, Any]:
+#: Longest segment name (the store's column is String(200)); longer names are refused, not cut.
+NAME_LIMIT = 200
+#: Largest id a store keeps (a 64-bit signed integer); larger digit strings are names.
+MAX_ID = 2**63 - 1
+
+
+def resolve(ctx: Ctx, ref: str) -> str:
+    """The name of the segment ``ref`` addresses: the id when all digits and such a segment exists, else the name.
+
+    Names may contain '/', which no path segment can carry; such segments are reached by id.
+    The audit entry names the segment, not the id it was reached by.
+    """
+    name = ref
+    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_ID:
+        with ctx.service.store.session() as s:
+            found = s.scalar(select(Segment.name).where(Segment.id == int(ref)))
+        name = found if found is not None else ref
+    ctx.audit_object = name
+    return name
+
+
+def check_name(name: str, where: str) -> str:
+    """``name`` trimmed; 422 naming the limit when it is too long or holds control characters."""
+    name = name.strip()
+    if len(name) > NAME_LIMIT:
+        raise RejectedInput([Problem(where, f"a segment name has at most {NAME_LIMIT} characters; this one has {len(name):,}")])
+    bad = sorted({f"U+{ord(c):04X}" for c in name if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise RejectedInput([Problem(where, f"a segment name cannot hold control characters ({', '.join(bad)}); remove them")])
+    return name
+
+
+def _ids(ctx: Ctx, names: list[str]) -> dict[str, int]:
+    with ctx.service.store.session() as s:
+        return {n: i for n, i in s.execute(select(Segment.name, Segment.id).where(Segment.name.in_(names)))}
+
+
+def segment_json(ctx: Ctx, seg: dict[str, Any], *, ids: dict[str, int] | None = None) -> dict[str, Any]:
+    """One segment as the API answers it: with its ``id`` (the web UI addresses segments by id)."""
+    if "id" not in seg:
+        seg = {"id": (ids if ids is not None else _ids(ctx, [seg["name"]])).get(seg["name"]), **seg}
     return {**seg, "last_refreshed_at": seg.get("last_refresh_at")}
 
 
@@ -96,8 +138,10 @@ def _check(ctx: Ctx, raw: Any) -> None:
 
 @router.get("")
 def list_segments(ctx: Read, deleted: bool = False) -> list[dict[str, Any]]:
-    """Every segment by name (deleted ones only with ``deleted=true``)."""
-    return [segment_json(s) for s in all_segments(ctx, deleted=deleted)]
+    """Every segment by name (deleted ones only with ``deleted=true``), each with its ``id``."""
+    found = all_segments(ctx, deleted=deleted)
+    ids = _ids(ctx, [s["name"] for s in found])
+    return [segment_json(ctx, s, ids=ids) for s in found]
 
 
 @router.post("", status_code=201)
@@ -106,40 +150,45 @@ def create_segment(ctx: Create, body: NewSegment) -> dict[str, Any]:
     if body.list:
         if body.definition is not None or body.snapshot:
             raise RejectedInput([Problem("/list", "a static list has no definition and is not a snapshot; leave those out")])
-        ctx.audit_object = body.name or ""
-        refuse_taken(ctx, body.name or "")
-        return segment_json(ctx.segs.create_list(audience=body.audience or "", name=body.name or ""))
+        name = check_name(body.name or "", "/name")
+        ctx.audit_object = name
+        refuse_taken(ctx, name)
+        return segment_json(ctx, ctx.segs.create_list(audience=body.audience or "", name=name))
     if body.definition is None:
         raise RejectedInput([Problem("/definition", 'give a definition, or "list": true with an audience and a name')])
     _check(ctx, body.definition)
-    name = (body.name or str(body.definition.get("name") or "")).strip()
+    given = body.name if body.name is not None else body.definition.get("name")
+    name = check_name(str(given or ""), "/name" if body.name is not None else "/definition/name")
     ctx.audit_object = name
     if name:
         refuse_taken(ctx, name)
-    return segment_json(ctx.segs.create(body.definition, name=body.name, snapshot=body.snapshot))
+    return segment_json(ctx, ctx.segs.create(body.definition, name=name or None, snapshot=body.snapshot))
 
 
 @router.get("/{name}")
 def get_segment(ctx: Read, name: str) -> dict[str, Any]:
-    """One segment with its current ``definition`` (PII values shown as *** to restricted users)."""
+    """One segment (by id or name) with its current ``definition`` (PII values shown as *** to restricted users)."""
+    name = resolve(ctx, name)
     seg = ctx.segs.show(name)
     saved: Any = ctx.segs.versions(name)
     definition = saved[-1]["definition"] if saved else None
     if ctx.restricted:
         definition = redact_definition(definition, ctx.service.model)
-    return {**segment_json(seg), "definition": definition}
+    return {**segment_json(ctx, seg), "definition": definition}
 
 
 @router.put("/{name}")
 def edit_segment(ctx: Edit, name: str, body: EditBody) -> dict[str, Any]:
     """Save a new version (a live dynamic segment is re-evaluated with it)."""
+    name = resolve(ctx, name)
     _check(ctx, body.definition)
     refuse_transition(ctx.segs.show(name), "edit")
-    return segment_json(ctx.segs.edit(name, body.definition))
+    return segment_json(ctx, ctx.segs.edit(name, body.definition))
 
 
 @router.get("/{name}/versions")
 def versions(ctx: Read, name: str) -> list[dict[str, Any]]:
+    name = resolve(ctx, name)
     rows: Any = ctx.segs.versions(name)
     if ctx.restricted:
         rows = [{**v, "definition": redact_definition(v["definition"], ctx.service.model)} for v in rows]
@@ -151,63 +200,74 @@ def version(ctx: Read, name: str, version: int) -> dict[str, Any]:
     for v in versions(ctx, name):
         if v["version"] == version:
             return v
-    raise NotFound([Problem(f"{name}/versions/{version}", "no such version")])
+    raise NotFound([Problem(f"{ctx.audit_object}/versions/{version}", "no such version")])
 
 
 def _result(ctx: Ctx, name: str, result: Any) -> dict[str, Any]:
-    return {**segment_json(ctx.segs.show(result.name if hasattr(result, "name") else name)), "refresh": asdict(result)}
+    shown = ctx.segs.show(result.name if hasattr(result, "name") else name)
+    return {**segment_json(ctx, shown), "refresh": asdict(result)}
 
 
 @router.post("/{name}/publish")
 def publish(ctx: Publish, name: str) -> dict[str, Any]:
     """Draft -> live, evaluating the current version; the answer carries the refresh counts."""
+    name = resolve(ctx, name)
     refuse_transition(ctx.segs.show(name), "publish")
     return _result(ctx, name, ctx.segs.publish(name))
 
 
 @router.post("/{name}/refresh")
 def refresh(ctx: Refresh, name: str) -> dict[str, Any]:
+    name = resolve(ctx, name)
     refuse_transition(ctx.segs.show(name), "refresh")
     return _result(ctx, name, ctx.segs.refresh(name))
 
 
 @router.post("/{name}/stop")
 def stop(ctx: Stop, name: str) -> dict[str, Any]:
+    name = resolve(ctx, name)
     refuse_transition(ctx.segs.show(name), "stop")
-    return segment_json(ctx.segs.stop(name))
+    return segment_json(ctx, ctx.segs.stop(name))
 
 
 @router.post("/{name}/activate")
 def activate(ctx: Activate, name: str, body: ActivateBody) -> dict[str, Any]:
     """``status_reason`` draft (back to draft) or ready (go live; an expired segment needs draft first)."""
+    name = resolve(ctx, name)
     ctx.audit_detail = body.status_reason
     if body.status_reason == "ready":
         refuse_transition(ctx.segs.show(name), "ready")
-    return segment_json(ctx.segs.activate(name, body.status_reason))
+    return segment_json(ctx, ctx.segs.activate(name, body.status_reason))
 
 
 @router.post("/{name}/rename")
 def rename(ctx: Rename, name: str, body: RenameBody) -> dict[str, Any]:
-    ctx.audit_detail = f"-> {body.new_name}"
+    name = resolve(ctx, name)
+    new_name = check_name(body.new_name, "/new_name")
+    ctx.audit_detail = f"-> {new_name}"
     ctx.segs.show(name)
-    refuse_taken(ctx, body.new_name)
-    return segment_json(ctx.segs.rename(name, body.new_name))
+    refuse_taken(ctx, new_name)
+    return segment_json(ctx, ctx.segs.rename(name, new_name))
 
 
 @router.delete("/{name}")
 def delete(ctx: Delete, name: str) -> dict[str, Any]:
     """Soft delete (restore brings it back)."""
+    name = resolve(ctx, name)
+    seg = segment_json(ctx, ctx.segs.show(name))
     ctx.segs.delete(name)
-    return {"deleted": name}
+    return {"deleted": name, "id": seg["id"]}
 
 
 @router.post("/{name}/restore")
 def restore(ctx: Restore, name: str) -> dict[str, Any]:
-    return segment_json(ctx.segs.restore(name))
+    name = resolve(ctx, name)
+    return segment_json(ctx, ctx.segs.restore(name))
 
 
 @router.patch("/{name}/settings")
 def configure(ctx: Configure, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """The segment's own refresh/expiry settings (null removes an override)."""
+    name = resolve(ctx, name)
     ctx.audit_detail = ", ".join(sorted(body))
-    return segment_json(ctx.segs.configure(name, body))
+    return segment_json(ctx, ctx.segs.configure(name, body))
