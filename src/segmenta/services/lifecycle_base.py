@@ -3,6 +3,7 @@ stored membership, list changes, the ``in_segment`` source and the audit trail."
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from dataclasses import dataclass
@@ -133,10 +134,12 @@ class SegmentsBase(SegmentViews):
         run_id = self._start_run(seg, version, trigger, at)
         m = self.membership(seg)
         try:
+            # Everything that can fail runs before the membership commit, so a failure changes nothing.
+            next_at = self._next_refresh_at(seg_id, version, at)
             m.replace(query, run_id=run_id, at=at, version=version, before_commit=_test_hang)
             entered, exited = m.changes(run_id)
             size = m.size()
-        except EngineError as exc:
+        except Exception as exc:
             self._fail_run(seg_id, run_id, exc)
             raise
         with self.store.session() as s:
@@ -145,8 +148,40 @@ class SegmentsBase(SegmentViews):
             self._finish_run(s, run_id, size, entered, exited)
             seg.status, seg.status_reason = "live", "ready"
             seg.size, seg.live_version, seg.last_refresh_at = size, version, at
-            seg.next_refresh_at = at + self._cadence(s, seg) if seg.kind == "dynamic" else None  # type: ignore[attr-defined]
+            seg.next_refresh_at = next_at
         return RefreshResult(seg.name, size, entered, exited, version, run_id)
+
+    def _next_refresh_at(self, seg_id: int, version: int, at: dt.datetime) -> dt.datetime | None:
+        """When a dynamic segment evaluated at ``at`` with ``version`` is next due (None: static).
+
+        Computed before the membership is committed (the cadence reads the definition and the
+        settings, either of which can be out of range), inside a store transaction that is rolled back.
+        """
+        with self.store.session() as s:
+            seg = s.get(Segment, seg_id)
+            assert seg is not None
+            if seg.kind != "dynamic":
+                return None
+            seg.live_version = version  # the cadence of the version about to go live
+            try:
+                return at + self._cadence(s, seg)  # type: ignore[attr-defined,no-any-return]
+            except OverflowError as exc:
+                minutes = self.config.for_segment(seg.settings).refresh_minutes
+                raise RejectedInput(
+                    [
+                        Problem(
+                            "refresh_minutes",
+                            f"{minutes} minutes after {at.isoformat()} is past the last date a calendar holds "
+                            "(9999-12-31); set a smaller refresh_minutes (segment configure)",
+                        )
+                    ]
+                ) from exc
+            except RecursionError as exc:
+                raise RejectedInput(
+                    [Problem("/groups", f"version {version} is nested too deeply to schedule; flatten its all/any trees")]
+                ) from exc
+            finally:
+                s.rollback()
 
     def change_members(self, seg: Segment, keys: exp.Query, action: str) -> RefreshResult:
         """Add (``add``/``import``) or remove (``remove``) keys of a static list, with history."""
