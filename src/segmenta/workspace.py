@@ -28,7 +28,7 @@ from sqlglot import exp
 from segmenta import clock
 from segmenta.compiler.compile import SegmentSource, compile_definition
 from segmenta.engines.base import Engine
-from segmenta.engines.select import engine_name, make_engine
+from segmenta.engines.select import make_engine, new_workspace_config
 from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
 from segmenta.model.definition import Definition
 from segmenta.model.schema import Model
@@ -77,7 +77,7 @@ class Preview:
 
 
 class Workspace:
-    """A directory with ``model.yaml``, ``segmenta.yaml`` and the data (``data.duckdb``)."""
+    """A directory with ``model.yaml``, ``segmenta.yaml`` and the data (``data.duckdb``, or on the engine's server)."""
 
     def __init__(self, path: Path, model: Model, engine: Engine, config: dict[str, Any]) -> None:
         self.path = path
@@ -101,10 +101,14 @@ class Workspace:
         seed: int = 42,
         progress: Callable[[str, int, int], None] | None = None,
         engine: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> Workspace:
         """Create a workspace; with ``sample`` it holds a generated CRM of ``contacts`` contacts.
 
-        ``engine`` (``duckdb`` by default, or ``spark``) is recorded in ``segmenta.yaml``.
+        ``engine`` (``duckdb`` by default, ``spark`` or ``postgres``) is recorded in ``segmenta.yaml``,
+        with ``settings`` (e.g. ``{"postgres": {"url": ..., "tables_schema": "crm"}}``). A
+        ``segmenta.yaml`` already in the directory is kept and completed, so that settings
+        can be written before ``init``. On ``postgres`` the workspace's own schema is recorded.
         """
         from segmenta import sample as sample_data
 
@@ -123,12 +127,12 @@ class Workspace:
             chosen = Model.from_file(model)
         if sample and contacts < 1:
             raise RejectedInput(f"--contacts must be at least 1, not {contacts}")
-        engine = engine_name({}, engine)
+        config, previous = _initial_config(path / CONFIG_FILE, settings, engine)
         created = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
         try:
             (path / MODEL_FILE).write_text(yaml.safe_dump(chosen.to_data(), sort_keys=False), encoding="utf-8")
-            (path / CONFIG_FILE).write_text(yaml.safe_dump({"version": 1, "engine": engine}), encoding="utf-8")
+            (path / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
             ws = cls.open(path)
             for name, table in chosen.tables.items():
                 if name not in ws.engine.tables():
@@ -141,6 +145,8 @@ class Workspace:
             else:
                 for f in (MODEL_FILE, CONFIG_FILE, DATA_FILE, DATA_FILE + ".wal"):
                     (path / f).unlink(missing_ok=True)
+                if previous is not None:  # the user's own settings file stays as it was
+                    (path / CONFIG_FILE).write_text(previous, encoding="utf-8")
                 shutil.rmtree(path / "spark-tables", ignore_errors=True)
             raise
         return ws
@@ -176,6 +182,9 @@ class Workspace:
             raise NotFound(
                 [Problem(table, f"unknown table{hint(table, self.model.tables)}; tables: {', '.join(self.model.tables)}")]
             )
+        refused = self.engine.read_only_reason(table)
+        if refused is not None:
+            raise RejectedInput([Problem(table, refused)])
         data = read_table_file(file, table, self.model.table(table))
         self.engine.replace_table(table, self.model.table(table), data)
         return data.num_rows
@@ -280,6 +289,20 @@ def _as_of(value: dt.datetime | str | None) -> dt.datetime:
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
+
+
+def _initial_config(path: Path, settings: Mapping[str, Any] | None, engine: str | None) -> tuple[dict[str, Any], str | None]:
+    """The settings a new workspace records, and the text of a ``segmenta.yaml`` that was there before."""
+    previous = path.read_text(encoding="utf-8") if path.is_file() else None
+    config: dict[str, Any] = {}
+    if previous is not None:
+        loaded = yaml.safe_load(previous) or {}
+        if not isinstance(loaded, dict):
+            raise RejectedInput([Problem(str(path), "must be a mapping of settings (engine:, postgres:, ...)")])
+        config = loaded
+    for key, value in (settings or {}).items():
+        config[key] = {**config[key], **value} if isinstance(value, Mapping) and isinstance(config.get(key), dict) else value
+    return new_workspace_config(config, engine), previous
 
 
 def _empty(table: Any) -> pa.Table:

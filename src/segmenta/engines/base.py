@@ -82,6 +82,13 @@ class Engine(ABC):
     @abstractmethod
     def _replace_table(self, name: str, table: Table, data: pa.Table) -> None: ...
 
+    def read_only_reason(self, name: str) -> str | None:
+        """Hook: why segmenta may not replace table ``name`` (it is the user's own table), else None.
+
+        ``load`` asks before reading the file, so that it can refuse with the reason and change nothing.
+        """
+        return None
+
     @abstractmethod
     def tables(self) -> set[str]:
         """Names of the tables that hold data."""

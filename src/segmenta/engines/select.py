@@ -9,7 +9,7 @@ from typing import Any
 from segmenta.engines.base import Engine
 from segmenta.errors import RejectedInput
 
-ENGINES = ("duckdb", "spark")
+ENGINES = ("duckdb", "spark", "postgres")
 DATA_FILE = "data.duckdb"
 
 
@@ -25,8 +25,12 @@ def engine_name(config: Mapping[str, Any], override: str | None = None) -> str:
 
 
 def make_engine(path: Path, config: Mapping[str, Any], override: str | None = None) -> Engine:
-    """The engine for the workspace at ``path``; pyspark is imported only for ``spark``."""
+    """The engine for the workspace at ``path``; pyspark and psycopg are imported only for their engine."""
     name = engine_name(config, override)
+    if name == "postgres":
+        from segmenta.engines.postgres import PostgresEngine, PostgresSettings
+
+        return PostgresEngine(PostgresSettings.from_config(config.get("postgres"), workspace=path))
     if name == "spark":
         from segmenta.engines.spark import SparkEngine, SparkSettings
 
@@ -34,3 +38,18 @@ def make_engine(path: Path, config: Mapping[str, Any], override: str | None = No
     from segmenta.engines.duckdb import DuckDBEngine
 
     return DuckDBEngine(path / DATA_FILE)
+
+
+def new_workspace_config(config: Mapping[str, Any], override: str | None = None) -> dict[str, Any]:
+    """The ``segmenta.yaml`` settings a new workspace records: ``config`` with its engine and what that engine needs."""
+    name = engine_name(config, override)
+    out: dict[str, Any] = {"version": 1, **config, "engine": name}
+    if name == "postgres":
+        import uuid
+
+        section = out.get("postgres")
+        section = dict(section) if isinstance(section, Mapping) else {}
+        # A schema of its own per workspace, recorded so that moving the directory moves nothing.
+        section.setdefault("schema", f"segmenta_{uuid.uuid4().hex[:12]}")
+        out["postgres"] = section
+    return out
