@@ -1,7 +1,8 @@
 """Store tables of the service: users, their API tokens, browser sessions, and the audit log.
 
 Secrets are never stored: passwords as salted scrypt hashes, tokens and session ids
-(high-entropy random strings) as SHA-256 hex digests (revision 0003).
+(high-entropy random strings) as SHA-256 hex digests (revision 0003);
+token expiry and revocation, login throttling and aggregated audit rows came with revision 0004.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class ApiToken(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    #: None: never expires (revision 0004).
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    #: When the token was revoked; a revoked token is refused and kept only for the listing.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class WebSession(Base):
@@ -71,3 +76,18 @@ class AuditLog(Base):
     object: Mapped[str] = mapped_column(String(400), default="")
     outcome: Mapped[str] = mapped_column(String(40))  # ok | denied | rejected | conflict | not_found | error | failed_login
     detail: Mapped[str] = mapped_column(Text, default="")
+    #: How many calls this row stands for (anonymous refusals are aggregated per client address and minute).
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins of one account (``user:NAME``) or one client address (``addr:IP``), revision 0004."""
+
+    __tablename__ = "login_throttle"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    #: Until when every attempt on this key is refused (429), the right password too.
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
