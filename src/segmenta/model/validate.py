@@ -12,15 +12,18 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from segmenta.errors import DefinitionError, Problem
+from segmenta.errors import DefinitionError, Problem, RejectedInput
 from segmenta.model import definition as d
 from segmenta.model.operators import (
     COUNT_OPERATORS,
@@ -42,8 +45,185 @@ class _Invalid(Exception):
     """Internal: this node had problems (already recorded); stop building it."""
 
 
-def parse_definition(raw: Any, model: Model) -> d.Definition:
-    """Validate ``raw`` (parsed JSON/YAML) against ``model``; raise :class:`DefinitionError` listing every problem."""
+@dataclass(frozen=True)
+class DefinitionLimits:
+    """How big a definition may be; each field is the setting ``limits.<field>`` in ``segmenta.yaml``.
+
+    The defaults are far beyond real segments (Dynamics 365 guidance is about ten conditions
+    per group) and small enough that one request cannot exhaust the machine: the checks run
+    on the raw data, before anything is built from it, in time linear in its size.
+    """
+
+    #: Condition objects in the whole definition (attribute, related, measure, in_segment, all/any).
+    max_conditions: int = 500
+    #: Conditions nested in conditions (``all``/``any`` items, a ``related`` block's ``where``).
+    max_depth: int = 32
+    #: Groups in the definition.
+    max_groups: int = 100
+    #: Values in one list value (``in``, ``not_in``, ``contains_any``, ...).
+    max_list_values: int = 10_000
+    #: Characters in one text value.
+    max_text_length: int = 10_000
+    #: Size of a definition given as JSON/YAML text, in bytes (UTF-8).
+    max_definition_bytes: int = 1_048_576
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any] | None) -> DefinitionLimits:
+        """The limits from the ``limits:`` mapping of ``segmenta.yaml`` (missing keys keep their defaults).
+
+        A bad value is :class:`RejectedInput` naming ``limits.<key>`` and the allowed range;
+        ``statement_timeout_s`` belongs to the engines (:func:`statement_timeout_from_config`).
+        """
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise RejectedInput([Problem("segmenta.yaml: limits", f"'limits' is a mapping of limit: value, not {_kind(raw)}")])
+        values: dict[str, int] = {}
+        known = (*LIMIT_RANGES, "statement_timeout_s")
+        for key, value in raw.items():
+            if key == "statement_timeout_s":
+                statement_timeout_from_config(raw)
+                continue
+            if key not in LIMIT_RANGES:
+                raise RejectedInput(
+                    [Problem(f"segmenta.yaml: limits.{key}", f"unknown limit{hint(str(key), known)}; limits: {', '.join(known)}")]
+                )
+            low, high = LIMIT_RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise RejectedInput(
+                    [
+                        Problem(
+                            f"segmenta.yaml: limits.{key}",
+                            f"must be a whole number from {low:,} to {high:,}, not {json.dumps(value, default=str)}",
+                        )
+                    ]
+                )
+            values[key] = value
+        return dataclasses.replace(cls(), **values)
+
+
+#: Allowed range of each definition limit. ``max_depth`` stays far below Python's recursion
+#: limit, which the validator and compiler (recursive over at most that depth) rely on.
+LIMIT_RANGES: dict[str, tuple[int, int]] = {
+    "max_conditions": (1, 100_000),
+    "max_depth": (1, 64),
+    "max_groups": (1, 10_000),
+    "max_list_values": (1, 1_000_000),
+    "max_text_length": (1, 10_000_000),
+    "max_definition_bytes": (1_024, 64 * 1_048_576),
+}
+DEFAULT_LIMITS = DefinitionLimits()
+#: Default and allowed range (seconds) of ``limits.statement_timeout_s``: how long one query may run.
+STATEMENT_TIMEOUT_S = 30.0
+STATEMENT_TIMEOUT_RANGE = (0.001, 86_400.0)
+
+
+def statement_timeout_from_config(limits: Mapping[str, Any] | None) -> float:
+    """``limits.statement_timeout_s`` from ``segmenta.yaml`` (seconds, default 30); bad values are rejected."""
+    if not isinstance(limits, Mapping) or limits.get("statement_timeout_s") is None:
+        return STATEMENT_TIMEOUT_S
+    value = limits["statement_timeout_s"]
+    low, high = STATEMENT_TIMEOUT_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise RejectedInput(
+            [
+                Problem(
+                    "segmenta.yaml: limits.statement_timeout_s",
+                    f"must be a number of seconds from {low:g} to {high:,.0f}, not {json.dumps(value, default=str)}",
+                )
+            ]
+        )
+    return float(value)
+
+
+def check_limits(raw: Any, limits: DefinitionLimits = DEFAULT_LIMITS) -> list[Problem]:
+    """Problems where raw definition data exceeds ``limits``; empty when it fits.
+
+    One iterative pass over the raw data (no recursion, whatever the nesting), so it is
+    safe and cheap on hostile input and runs before anything is built from it.
+    """
+    if not isinstance(raw, Mapping):
+        return []
+    groups = raw.get("groups")
+    if not isinstance(groups, list):
+        return []
+    problems: list[Problem] = []
+    if len(groups) > limits.max_groups:
+        problems.append(
+            Problem("/groups", f"{len(groups):,} groups exceed the limit of {limits.max_groups:,} (setting limits.max_groups)")
+        )
+        return problems
+    conditions = 0
+    over_at: str | None = None  # the group's pointer where the count first went over
+    deepest = 0
+    deep_at: str | None = None
+    for i, group in enumerate(groups):
+        if not isinstance(group, Mapping) or "where" not in group:
+            continue
+        stack: list[tuple[Any, str, int]] = [(group["where"], f"/groups/{i}/where", 1)]
+        while stack:
+            node, at, depth = stack.pop()
+            if not isinstance(node, Mapping):
+                continue
+            conditions += 1
+            if over_at is None and conditions > limits.max_conditions:
+                over_at = f"/groups/{i}/where"
+            if depth > deepest:
+                deepest = depth
+                if deep_at is None and depth > limits.max_depth:
+                    deep_at = at
+            for kind in ("all", "any"):
+                items = node.get(kind)
+                if isinstance(items, list):
+                    stack.extend((item, f"{at}/{kind}/{j}", depth + 1) for j, item in reversed(list(enumerate(items))))
+            if "related" in node and isinstance(node.get("where"), Mapping):
+                stack.append((node["where"], f"{at}/where", depth + 1))
+            value = node.get("value")
+            problem = _value_limit_problem(value, limits)
+            if problem:
+                problems.append(Problem(at, problem))
+    if over_at is not None:
+        problems.insert(
+            0,
+            Problem(
+                over_at,
+                f"{conditions:,} conditions exceed the limit of {limits.max_conditions:,} (setting limits.max_conditions)",
+            ),
+        )
+    if deep_at is not None:
+        problems.insert(
+            0,
+            Problem(
+                deep_at,
+                f"conditions nested {deepest:,} deep exceed the limit of {limits.max_depth:,} (setting limits.max_depth)",
+            ),
+        )
+    return problems[:20]
+
+
+def _value_limit_problem(value: Any, limits: DefinitionLimits) -> str | None:
+    if isinstance(value, list):
+        if len(value) > limits.max_list_values:
+            return f"a list of {len(value):,} values exceeds the limit of {limits.max_list_values:,} (setting limits.max_list_values)"
+        longest = max((len(v) for v in value if isinstance(v, str)), default=0)
+    else:
+        longest = len(value) if isinstance(value, str) else 0
+    if longest > limits.max_text_length:
+        return (
+            f"a text value of {longest:,} characters exceeds the limit of {limits.max_text_length:,} "
+            "(setting limits.max_text_length)"
+        )
+    return None
+
+
+def parse_definition(raw: Any, model: Model, *, limits: DefinitionLimits = DEFAULT_LIMITS) -> d.Definition:
+    """Validate ``raw`` (parsed JSON/YAML) against ``model``; raise :class:`DefinitionError` listing every problem.
+
+    ``limits`` are checked first, on the raw data; a definition over one is refused whole.
+    """
+    over = check_limits(raw, limits)
+    if over:
+        raise DefinitionError(over)
     checker = _Checker(model)
     result = checker.definition(raw)
     if checker.problems or result is None:
@@ -51,8 +231,13 @@ def parse_definition(raw: Any, model: Model) -> d.Definition:
     return result
 
 
-def parse_condition(raw: Any, model: Model, *, table: str, pointer: str = "") -> d.Condition:
+def parse_condition(
+    raw: Any, model: Model, *, table: str, pointer: str = "", limits: DefinitionLimits = DEFAULT_LIMITS
+) -> d.Condition:
     """Validate one condition tree evaluated on ``table``."""
+    over = check_limits({"groups": [{"where": raw}]}, limits)
+    if over:
+        raise DefinitionError([Problem(pointer + p.where.removeprefix("/groups/0/where"), p.message) for p in over])
     checker = _Checker(model)
     try:
         node = checker.condition(raw, table, pointer)
@@ -63,15 +248,39 @@ def parse_condition(raw: Any, model: Model, *, table: str, pointer: str = "") ->
     return node
 
 
-def load_definition_text(text: str, *, source: str = "definition") -> Any:
-    """Parse JSON or YAML text into raw data; a syntax error is a :class:`DefinitionError`."""
+def load_definition_text(text: str, *, source: str = "definition", limits: DefinitionLimits = DEFAULT_LIMITS) -> Any:
+    """Parse JSON or YAML text into raw data; a syntax error is a :class:`DefinitionError`.
+
+    Text over ``limits.max_definition_bytes`` is refused unread; YAML aliases are refused
+    (no billion laughs), and nesting too deep to be a definition is refused without recursing.
+    """
     import yaml
 
+    size = len(text) if len(text) * 4 <= limits.max_definition_bytes else len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.max_definition_bytes:
+        raise DefinitionError(
+            [
+                Problem(
+                    source,
+                    f"the definition is {size:,} bytes, over the limit of {limits.max_definition_bytes:,} "
+                    "(setting limits.max_definition_bytes)",
+                )
+            ]
+        )
+    too_deep = Problem(
+        source, f"the definition is nested far deeper than the limit of {limits.max_depth} (setting limits.max_depth)"
+    )
     try:
         return json.loads(text)
+    except RecursionError:
+        raise DefinitionError([too_deep]) from None
     except json.JSONDecodeError as json_exc:
         try:
             return yaml.load(text, Loader=json_like_yaml_loader())  # a SafeLoader subclass
+        except (RecursionError, YAMLTooDeep):
+            raise DefinitionError([too_deep]) from None
+        except YAMLAliasRefused as exc:
+            raise DefinitionError([Problem(source, str(exc))]) from None
         except yaml.YAMLError:
             raise DefinitionError(
                 [
@@ -82,17 +291,85 @@ def load_definition_text(text: str, *, source: str = "definition") -> Any:
             ) from None
 
 
+#: Nesting of YAML collections beyond which a document cannot be a definition or a model.
+YAML_MAX_NESTING = 200
+
+
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def flow_nesting(text: str) -> int:
+    """How deep ``[``/``{`` brackets nest in ``text`` (an upper bound of YAML flow nesting), in one linear pass."""
+    if text.count("[") + text.count("{") <= YAML_MAX_NESTING:
+        return 0  # cannot nest deeper than there are brackets
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(text):
+        if m.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif depth:
+            depth -= 1
+    return deepest
+
+
+class YAMLAliasRefused(Exception):
+    """A YAML document used an anchor or alias; definitions and models do not take them."""
+
+
+class YAMLTooDeep(Exception):
+    """A YAML document nests collections deeper than :data:`YAML_MAX_NESTING`."""
+
+
+@functools.cache
 def json_like_yaml_loader() -> type:
     """A YAML SafeLoader that reads scalars as JSON would (definitions and model.yaml).
 
     Plain YAML 1.1 turns ``op: on`` (an operator) and ``choices: [Yes, No]`` into
     booleans and ``value: 2026-10-27`` into a date object; here only true/false are
     booleans and dates stay ISO strings, which the validator parses like any other.
+
+    Anchors and aliases are refused as soon as the parser meets one, so a "billion
+    laughs" document costs nothing: JSON has no aliases, and neither do definitions or
+    models. Both errors derive from ``yaml.YAMLError`` too, so any YAML caller reports them.
     """
     import yaml
+    from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
+
+    class AliasRefused(YAMLAliasRefused, yaml.YAMLError):
+        pass
+
+    class TooDeep(YAMLTooDeep, yaml.YAMLError):
+        pass
 
     class Loader(yaml.SafeLoader):
-        pass
+        _depth = 0
+
+        def __init__(self, stream: Any) -> None:
+            # PyYAML's scanner is quadratic in flow nesting ("[[[[..."): refuse it before scanning.
+            if isinstance(stream, str) and flow_nesting(stream) > YAML_MAX_NESTING:
+                raise TooDeep(f"YAML nested more than {YAML_MAX_NESTING} levels deep")
+            super().__init__(stream)
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            anchor = getattr(event, "anchor", None)
+            if isinstance(event, AliasEvent) or (anchor is not None and isinstance(event, (ScalarEvent, CollectionStartEvent))):
+                mark = event.start_mark
+                what = f"alias *{event.anchor}" if isinstance(event, AliasEvent) else f"anchor &{anchor}"
+                raise AliasRefused(
+                    f"line {mark.line + 1} column {mark.column + 1}: YAML {what} is not allowed here; "
+                    "write the values out (anchors and aliases are refused, so a small file cannot expand into a huge one)"
+                )
+            self._depth += 1
+            try:
+                if self._depth > YAML_MAX_NESTING:
+                    mark = event.start_mark
+                    raise TooDeep(
+                        f"line {mark.line + 1} column {mark.column + 1}: YAML nested more than {YAML_MAX_NESTING} levels deep"
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
     dropped = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
     Loader.yaml_implicit_resolvers = {
