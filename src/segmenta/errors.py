@@ -74,3 +74,15 @@ class Unauthenticated(SegmentaError):
 
 class PermissionDenied(SegmentaError):
     """The signed-in user's role does not allow this (the service answers 403)."""
+
+
+class Timeout(SegmentaError):
+    """A statement ran longer than its limit (``limits.statement_timeout_s``) and was cancelled.
+
+    The engine's connection stays usable; the service answers 503, the CLI exits 1.
+    """
+
+    def __init__(self, message: str, *, sql: str | None = None, limit_s: float | None = None) -> None:
+        self.sql = sql
+        self.limit_s = limit_s
+        super().__init__(message)
