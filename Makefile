@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONTACTS ?= 100000
 DEMO_WS ?= demo-workspace
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: setup demo test check fmt clean
 
@@ -17,18 +19,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## Build a sample workspace, evaluate every example segment (printing its size), then serve
-## the REST API and the web segment builder on it (Ctrl+C stops it).
-HOST ?= 127.0.0.1
-PORT ?= 8000
+## Build (or reuse) a sample workspace, evaluate every example segment (printing its size), save
+## them as live segments, then serve the REST API and the web segment builder (Ctrl+C stops it).
+## HOST (127.0.0.1), PORT (8000), CONTACTS (100000); RESET=1 rebuilds the workspace.
 demo: setup
-	rm -rf $(DEMO_WS)
-	$(BIN)/segmenta --workspace $(DEMO_WS) init --sample --contacts $(CONTACTS) --seed 42
-	@for f in examples/*.json; do \
-	  printf '%-48s ' "$$(basename $$f .json)"; \
-	  $(BIN)/segmenta --workspace $(DEMO_WS) segment evaluate $$f | tail -n 1 || exit 1; \
-	done
-	$(BIN)/segmenta --workspace $(DEMO_WS) serve --host $(HOST) --port $(PORT)
+	CONTACTS=$(CONTACTS) DEMO_WS=$(DEMO_WS) HOST=$(HOST) PORT=$(PORT) bash scripts/demo.sh
 
 ## The whole test suite, as CI runs it.
 test: setup
