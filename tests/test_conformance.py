@@ -1,30 +1,59 @@
-"""The public conformance set, through the CLI exactly as the contract describes it."""
+"""The public conformance set, through the CLI exactly as the contract describes it, on every engine."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+import segmenta
 from tests.conftest import CONFORMANCE
+from tests.engines.helpers import cli, drop, settings_for, workspace_on
 
-
-def segmenta(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "segmenta", *args], capture_output=True, text=True)
+#: The engine fixture (``engine_name``: duckdb, then postgres) and the PostgreSQL server fixture.
+pytest_plugins = ["tests.engines.fixtures"]
 
 
 @pytest.fixture(scope="module")
-def cli_ws(conformance_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ws = tmp_path_factory.mktemp("cli") / "ws"
-    r = segmenta("--workspace", str(ws), "init", "--model", str(conformance_dir / "model.yaml"))
+def cli_ws(
+    engine_name: str, conformance_dir: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """A workspace made and loaded through the CLI with ``--engine``; later commands read the engine from segmenta.yaml.
+
+    The server's URL is written to segmenta.yaml before ``init``, as a user would.
+    """
+    ws = tmp_path_factory.mktemp(f"cli-{engine_name}") / "ws"
+    ws.mkdir()
+    if settings := settings_for(engine_name, request):
+        (ws / "segmenta.yaml").write_text(yaml.safe_dump(settings))
+    r = cli("--workspace", str(ws), "--engine", engine_name, "init", "--model", str(conformance_dir / "model.yaml"))
     assert r.returncode == 0, r.stderr
-    for csv_file in sorted((conformance_dir / "data").glob("*.csv")):
-        r = segmenta("--workspace", str(ws), "load", csv_file.stem, str(csv_file))
-        assert r.returncode == 0, r.stderr
-    return ws
+    try:
+        for csv_file in sorted((conformance_dir / "data").glob("*.csv")):
+            r = cli("--workspace", str(ws), "load", csv_file.stem, str(csv_file))
+            assert r.returncode == 0, r.stderr
+        yield ws
+    finally:
+        drop(segmenta.Workspace.open(ws))
+
+
+@pytest.fixture(scope="module")
+def library_ws(
+    engine_name: str, conformance_dir: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[segmenta.Workspace]:
+    """The conformance model and data through the library (``Workspace.init`` / ``load``) on the engine under test."""
+    ws = workspace_on(
+        engine_name, request, tmp_path_factory.mktemp(f"lib-{engine_name}") / "ws", model=conformance_dir / "model.yaml"
+    )
+    try:
+        for csv_file in sorted((conformance_dir / "data").glob("*.csv")):
+            ws.load(csv_file.stem, csv_file)
+        yield ws
+    finally:
+        drop(ws)
 
 
 CASES = sorted(p.stem for p in (CONFORMANCE / "segments").glob("*.json")) if CONFORMANCE.is_dir() else []
@@ -34,7 +63,7 @@ CASES = sorted(p.stem for p in (CONFORMANCE / "segments").glob("*.json")) if CON
 def test_cli_evaluates_conformance_case(name: str, cli_ws: Path, conformance_dir: Path, tmp_path: Path) -> None:
     expected = json.loads((conformance_dir / "expected.json").read_text())
     out = tmp_path / "members.csv"
-    r = segmenta(
+    r = cli(
         "--workspace",
         str(cli_ws),
         "segment",
@@ -60,7 +89,7 @@ def test_every_expected_case_has_a_definition(conformance_dir: Path) -> None:
     assert sorted(expected["members"]) == CASES
 
 
-def test_library_api_agrees_with_cli(conformance_ws, conformance_expected, conformance_dir: Path) -> None:
+def test_library_api_agrees_with_cli(library_ws: segmenta.Workspace, conformance_expected, conformance_dir: Path) -> None:
     for name, want in conformance_expected["members"].items():
-        result = conformance_ws.evaluate(conformance_dir / "segments" / f"{name}.json", as_of=conformance_expected["as_of"])
+        result = library_ws.evaluate(conformance_dir / "segments" / f"{name}.json", as_of=conformance_expected["as_of"])
         assert result.keys == want, name

@@ -1,0 +1,53 @@
+"""Helpers for tests that run on every engine (the fixtures are in tests.engines.fixtures)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import segmenta
+
+ENGINES = ["duckdb", "postgres"]
+PG_CANDIDATES = [
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+]
+
+
+def settings_for(engine: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The ``segmenta.yaml`` settings a test workspace on ``engine`` needs."""
+    if engine == "postgres":
+        return {"postgres": {"url": request.getfixturevalue("pg_url")}}
+    return {}
+
+
+def workspace_on(engine: str, request: pytest.FixtureRequest, path: Path, **init: Any) -> segmenta.Workspace:
+    """``Workspace.init(path, **init)`` on ``engine``."""
+    return segmenta.Workspace.init(path, engine=engine, settings=settings_for(engine, request), **init)
+
+
+def drop(ws: segmenta.Workspace) -> None:
+    """Close ``ws``, dropping its PostgreSQL schemas first (a DuckDB file goes with tmp_path)."""
+    try:
+        if ws.engine.dialect == "postgres":
+            ws.engine.drop_schemas()  # type: ignore[attr-defined]
+    finally:
+        ws.close()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``segmenta ARGS`` in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "segmenta", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def gap(request: pytest.FixtureRequest, engine: str, on: str, *, raises: type[BaseException], reason: str) -> None:
+    """Mark the running test as a known gap (``xfail(raises=..., strict=True)``) when ``engine`` is ``on``."""
+    if engine == on:
+        request.applymarker(pytest.mark.xfail(raises=raises, reason=reason, strict=True))
