@@ -50,7 +50,7 @@ def test_import_csv_counts_and_not_found_file(life: Lifecycle) -> None:
     )
     nf = life.tmp / "nf.csv"
     got = life.json("segment", "import-csv", "L", str(f), "--not-found", str(nf))
-    assert got == {"read": 8, "found": 4, "not_found": 4, "duplicates": 2, "members": 5}
+    assert got == {"read": 8, "found": 4, "not_found": 4, "duplicates": 2, "members": 5, "multi_matched": 1, "max_matches": 2}
     assert life.members("L") == [1, 2, 3, 5, 6]
     lines = nf.read_text().splitlines()
     assert lines == ["Name,EMAIL", "Nobody,nobody@example.com", "Empty,", "Dara,dara@example.com", "Nobody2,NOBODY@example.com"]
@@ -111,3 +111,50 @@ def test_import_csv_and_add_on_a_dynamic_segment_are_refused(life: Lifecycle) ->
     r = life.run("segment", "import-csv", "All", str(f), code=2)
     assert "dynamic" in r.stderr
     life.run("segment", "add", "All", "1", code=2)
+
+
+def _import(life: Lifecycle, path: Path, *extra: str) -> dict:
+    return life.json("segment", "import-csv", "L", str(path), *extra)
+
+
+def test_semicolon_and_tab_files_with_usual_email_headers_are_read(life: Lifecycle) -> None:
+    _list(life)
+    semi = life.tmp / "semi.csv"
+    semi.write_text('Name;E-mail Address;Note\nAnn;ANN@example.com ;"a, b"\nNobody;nobody@example.com;x\n', encoding="utf-8")
+    got = _import(life, semi)
+    assert {k: got[k] for k in ("read", "found", "not_found")} == {"read": 2, "found": 1, "not_found": 1}
+    tab = life.tmp / "tab.tsv"
+    tab.write_text("Full name\tEmail Address\nBob\tbob@example.com\n", encoding="utf-8")
+    assert _import(life, tab)["found"] == 1
+    outlook = life.tmp / "crm.csv"
+    outlook.write_text("fullname,EMAILADDRESS1\nCleo,cleo@example.com\n", encoding="utf-8")
+    assert _import(life, outlook)["found"] == 1
+    spaced = life.tmp / "spaced.csv"
+    spaced.write_text("name, e_mail \nx,ann@example.com\n", encoding="utf-8")
+    assert _import(life, spaced)["found"] == 1
+    assert life.members("L") == [1, 2, 3]
+
+
+def test_another_email_header_needs_column_and_the_refusal_lists_the_headers(life: Lifecycle) -> None:
+    _list(life)
+    f = write_csv(life.tmp / "contacts.csv", ["Name", "Work address"], [("Ann", "ann@example.com")])
+    r = life.run("segment", "import-csv", "L", str(f), code=2)
+    assert "'Name', 'Work address'" in r.stderr and "--column" in r.stderr
+    assert life.members("L") == []
+    assert _import(life, f, "--column", "Work address")["found"] == 1
+    r = life.run("segment", "import-csv", "L", str(f), "--column", "Mail", code=2)
+    assert "'Mail'" in r.stderr and "'Name', 'Work address'" in r.stderr
+    two = write_csv(life.tmp / "two.csv", ["email", "E-mail"], [("ann@example.com", "bob@example.com")])
+    r = life.run("segment", "import-csv", "L", str(two), code=2)
+    assert "--column" in r.stderr
+    assert _import(life, two, "--column", "E-mail")["found"] == 1
+    assert life.members("L") == [1, 2]
+
+
+def test_one_address_matching_several_records_is_counted(life: Lifecycle) -> None:
+    _list(life)
+    f = write_csv(life.tmp / "m.csv", ["email"], [("shared@example.com",), ("SHARED@example.com",), ("ann@example.com",)])
+    got = _import(life, f)
+    assert (got["found"], got["multi_matched"], got["max_matches"], got["members"]) == (3, 2, 2, 3)
+    single = _import(life, write_csv(life.tmp / "s.csv", ["email"], [("cleo@example.com",)]))
+    assert (single["multi_matched"], single["max_matches"]) == (0, 1)

@@ -1,13 +1,21 @@
 """``segment import-csv``: add the records whose email matches a CSV's to a static list.
 
-Contract 5.1: the CSV has a header; its column named ``email`` (any case; ``emailaddress1``
-too) is matched, trimmed and ignoring case, against the ``email`` (or ``emailaddress1``)
+Contract 5.1: the CSV has a header; its email column is matched, trimmed and ignoring case, against the ``email`` (or ``emailaddress1``)
 column of the list's audience; every ACTIVE record that matches joins (two records sharing
 an address both join). Counted: ``read`` (data rows), ``found`` (rows matching at least one
 active record), ``not_found`` (the rest, empty addresses included; written with the original
 header to ``--not-found``), ``duplicates`` (rows whose address appeared on an earlier row),
 ``members`` (the list's size after the import). A bad file (no email column, not UTF-8,
 malformed, over the row limit) is rejected whole and the list is left as it was.
+
+Files as users really have them: the delimiter is ``,``, ``;`` or tab (whichever the header row
+uses most, outside quotes); the email column is the one whose header, ignoring case, spaces,
+hyphens and underscores, reads ``email``, ``emailaddress`` or ``emailaddress1`` (``E-mail
+Address``, ``Email Address``, ...), or the one the caller names (``column``: ``--column`` in
+the CLI, the ``column`` form field in the API). Added to the contract's counts:
+``multi_matched`` (rows whose address matched more than one active record) and
+``max_matches`` (the most records one address matched), with a warning when any did.
+Errors name the file as the user knows it (``source_name``), never a server's temp path.
 
 The file is parsed and counted by DuckDB (``read_csv``, strict); the matching runs in the data
 engine: DuckDB hash joins (2M rows in about a second), or on Spark against the audience table
@@ -32,6 +40,9 @@ if TYPE_CHECKING:
     from segmenta.services.segments import Segments
 
 EMAIL_NAMES = ("email", "emailaddress1")
+#: Header spellings of an uploaded file's email column, compared after :func:`_squash`, in order of preference.
+FILE_EMAIL_NAMES = ("email", "emailaddress", "emailaddress1")
+DELIMITERS = (",", ";", "\t")
 IMPORT = "__segmenta_import"
 MATCHES = "__segmenta_matches"
 STEPS = ("reading", "matching", "storing", "not found")
@@ -44,9 +55,22 @@ class ImportResult:
     not_found: int
     duplicates: int
     members: int
+    #: rows whose address matched more than one active record, and the most records one address matched
+    multi_matched: int = 0
+    max_matches: int = 0
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
+
+    def warnings(self) -> list[str]:
+        """What the user should know before trusting the list (one address, many records)."""
+        if not self.multi_matched:
+            return []
+        rows = "row's address" if self.multi_matched == 1 else f"{self.multi_matched:,} rows' addresses"
+        return [
+            f"{rows} matched more than one record (up to {self.max_matches:,} records for one address); "
+            "every active record with the address joined the list"
+        ]
 
 
 def _ident(name: str) -> exp.Identifier:
@@ -64,8 +88,14 @@ def import_csv(
     *,
     not_found: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    column: str | None = None,
+    source_name: str | None = None,
 ) -> ImportResult:
-    """Match ``file``'s emails against the list's audience and add the matches to list ``name``."""
+    """Match ``file``'s emails against the list's audience and add the matches to list ``name``.
+
+    ``column`` names the file's email column when its header is not a usual one; ``source_name``
+    is how errors name the file (an upload's own name rather than where the server keeps it).
+    """
     step = progress or (lambda _s: None)
     seg = segs._detached(name)
     if seg.static_type != "list":
@@ -75,29 +105,27 @@ def import_csv(
     table = segs.ws.model.table(seg.audience)
     target = _email_column(list(table.columns), f"audience {seg.audience!r}", "has no email or emailaddress1 column to match")
     path = Path(file)
-    header = _header(path)
-    source = _email_column(header, str(path), "has no column named email or emailaddress1 (any case) in its header row")
+    shown = source_name or str(path)
+    delim = _delimiter(path, shown)
+    header = _header(path, shown, delim)
+    source = _file_email_column(header, shown, column)
     engine = segs.ws.engine
     on_spark = engine.dialect == "spark"
     local = _local_engine() if on_spark else engine  # parses and counts the file; the data engine matches
     spark_matches = None
     step(STEPS[0])
     try:
-        local.execute([_load(path, header, header.index(source))])
+        local.execute([_load(path, header, header.index(source), delim)])
     except EngineError as exc:
         if on_spark:
             local.close()
-        raise DataError([Problem(str(path), _csv_error(exc))]) from None
+        raise DataError([Problem(shown, _csv_error(exc).replace(str(path), shown))]) from None
     try:
         counts = {"read": local.run(exp.select(exp.Count(this=exp.Star())).from_(_table(IMPORT))).column(0)[0].as_py()}
         limit = segs.config.import_max_rows
         if counts["read"] > limit:
             raise DataError(
-                [
-                    Problem(
-                        str(path), f"has {counts['read']:,} rows; at most {limit:,} (segments.import_max_rows in segmenta.yaml)"
-                    )
-                ]
+                [Problem(shown, f"has {counts['read']:,} rows; at most {limit:,} (segments.import_max_rows in segmenta.yaml)")]
             )
         step(STEPS[1])
         if on_spark:
@@ -109,11 +137,12 @@ def import_csv(
             engine.execute([_matches(segs, seg.audience, target)])
             key_q = exp.select(exp.column(table.key, quoted=True)).distinct().from_(_table(MATCHES))
         counts = local.run(_counts(with_found=True)).to_pylist()[0]
+        multi = local.run(_multi(grouped=not on_spark)).to_pylist()[0]
         step(STEPS[2])
         result = segs.change_members(seg, key_q, "import")
         step(STEPS[3])
         if not_found is not None:
-            _write_not_found(local, Path(not_found), header)
+            _write_not_found(local, Path(not_found), header, delim)
     finally:
         if on_spark:
             if spark_matches is not None:
@@ -133,6 +162,8 @@ def import_csv(
         not_found=int(counts["read"]) - found,
         duplicates=int(counts["duplicates"] or 0),
         members=result.size,
+        multi_matched=int(multi["rows"] or 0),
+        max_matches=int(multi["most"] or 0),
     )
 
 
@@ -154,22 +185,80 @@ def _email_column(columns: list[str], where: str, problem: str) -> str:
     raise RejectedInput([Problem(where, f"{problem}; columns: {', '.join(columns) or '(none)'}")])
 
 
-def _header(path: Path) -> list[str]:
+def _squash(header: str) -> str:
+    """A header compared loosely: ``E-mail Address`` -> ``emailaddress``."""
+    return "".join(ch for ch in header.casefold() if ch.isalnum())
+
+
+def _file_email_column(header: list[str], where: str, column: str | None) -> str:
+    """The file's email column: the one named by ``column``, else the one with a usual email header."""
+    found = ", ".join(repr(h) for h in header)
+    if column is not None:
+        hits = [h for h in header if h == column] or [h for h in header if h.strip().casefold() == column.strip().casefold()]
+        if len(hits) != 1:
+            why = "has no column" if not hits else f"has {len(hits)} columns"
+            raise RejectedInput([Problem(where, f"{why} named {column!r} (the column asked for); headers found: {found}")])
+        return hits[0]
+    for wanted in FILE_EMAIL_NAMES:
+        hits = [h for h in header if _squash(h) == wanted]
+        if len(hits) > 1:
+            raise RejectedInput(
+                [Problem(where, f"has {len(hits)} email columns ({found}); name the one to match with --column / column=")]
+            )
+        if hits:
+            return hits[0]
+    raise RejectedInput(
+        [
+            Problem(
+                where,
+                "has no email column (a header such as email, E-mail, Email Address or emailaddress1, any case); "
+                f"headers found: {found}; name the column to match with --column NAME (CLI) or the column form field (API)",
+            )
+        ]
+    )
+
+
+def _first_line(path: Path, where: str) -> str:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16)
+    except FileNotFoundError:
+        raise RejectedInput([Problem(where, "no such file")]) from None
+    except OSError as exc:
+        raise DataError([Problem(where, f"cannot be read: {exc.strerror or exc}")]) from None
+    text = head.decode("utf-8-sig", errors="ignore")
+    return text.splitlines()[0] if text.strip() else ""
+
+
+def _delimiter(path: Path, where: str) -> str:
+    """``,``, ``;`` or tab: whichever the header row holds most often outside quotes (``,`` when none)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for ch in _first_line(path, where):
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])  # ties keep the earlier (",")
+    return best if counts[best] else ","
+
+
+def _header(path: Path, where: str, delimiter: str = ",") -> list[str]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            row = next(csv.reader(fh), None)
+            row = next(csv.reader(fh, delimiter=delimiter), None)
     except FileNotFoundError:
-        raise RejectedInput([Problem(str(path), "no such file")]) from None
+        raise RejectedInput([Problem(where, "no such file")]) from None
     except UnicodeDecodeError:
-        raise DataError([Problem(str(path), "is not UTF-8 text; save the CSV as UTF-8")]) from None
+        raise DataError([Problem(where, "is not UTF-8 text; save the CSV as UTF-8")]) from None
     except (OSError, csv.Error) as exc:
-        raise DataError([Problem(str(path), f"cannot read the header row: {exc}")]) from None
+        raise DataError([Problem(where, f"cannot read the header row: {exc}")]) from None
     if not row:
-        raise DataError([Problem(str(path), "is empty; a CSV with a header row (e.g. 'email') is needed")])
+        raise DataError([Problem(where, "is empty; a CSV with a header row (e.g. 'email') is needed")])
     return row
 
 
-def _load(path: Path, header: list[str], email_index: int) -> exp.Create:
+def _load(path: Path, header: list[str], email_index: int, delimiter: str = ",") -> exp.Create:
     """CREATE TEMP TABLE import AS SELECT c0.., NULLIF(lower(trim(email)), '') AS __addr FROM read_csv(... strict ...)."""
     cols = [f"c{i}" for i in range(len(header))]
     struct = exp.Struct(
@@ -185,7 +274,7 @@ def _load(path: Path, header: list[str], email_index: int) -> exp.Create:
             opt("header", exp.true()),
             opt("auto_detect", exp.false()),
             opt("columns", struct),
-            opt("delim", exp.Literal.string(",")),
+            opt("delim", exp.Literal.string(delimiter)),
             opt("quote", exp.Literal.string('"')),
             opt("escape", exp.Literal.string('"')),
             opt("strict_mode", exp.true()),
@@ -270,8 +359,33 @@ def _counts(*, with_found: bool = False) -> exp.Select:
     return exp.select(read, found.as_("found"), dups).from_(groups.subquery("g"))
 
 
-def _write_not_found(engine: Engine, target: Path, header: list[str]) -> None:
-    """The rows not found, in file order, under the file's own header row."""
+def _multi(*, grouped: bool) -> exp.Select:
+    """rows (file rows whose address matched more than one record) and most (records one address matched).
+
+    ``grouped``: the matches table holds one row per matched record (key, addr), as on DuckDB;
+    otherwise one row per address with its count ``n`` (what Spark sends back).
+    """
+    per_addr = (
+        exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n")).from_(_table(MATCHES)).group_by(exp.column("addr"))
+        if grouped
+        else exp.select(exp.column("addr"), exp.column("n")).from_(_table(MATCHES))
+    )
+    rows = (
+        exp.select(exp.Count(this=exp.Star()))
+        .from_(_table(IMPORT))
+        .where(
+            exp.In(
+                this=exp.column("__addr"),
+                query=exp.select(exp.column("addr")).from_(per_addr.subquery("m")).where(exp.column("n") > 1).subquery(),
+            )
+        )
+    )
+    most = exp.select(exp.Max(this=exp.column("n"))).from_(per_addr.subquery("m"))
+    return exp.select(rows.subquery().as_("rows"), most.subquery().as_("most"))
+
+
+def _write_not_found(engine: Engine, target: Path, header: list[str], delimiter: str = ",") -> None:
+    """The rows not found, in file order, under the file's own header row, with the file's own delimiter."""
     cols = [exp.column(f"c{i}") for i in range(len(header))]
     matched = exp.select("addr").from_(_table(MATCHES))
     addr = exp.column("__addr")
@@ -289,12 +403,13 @@ def _write_not_found(engine: Engine, target: Path, header: list[str]) -> None:
         params=[
             exp.CopyParameter(this=exp.Var(this="FORMAT"), expression=exp.Var(this="csv")),
             exp.CopyParameter(this=exp.Var(this="HEADER"), expression=exp.false()),
+            exp.CopyParameter(this=exp.Var(this="DELIMITER"), expression=exp.Literal.string(delimiter)),
         ],
     )
     engine.execute([copy])
     partial = target.with_name(target.name + ".partial")
     with partial.open("w", encoding="utf-8", newline="") as out:
-        csv.writer(out).writerow(header)
+        csv.writer(out, delimiter=delimiter, lineterminator="\n").writerow(header)
         with body.open(encoding="utf-8", newline="") as rows_in:
             shutil.copyfileobj(rows_in, out, 1 << 20)
     body.unlink()

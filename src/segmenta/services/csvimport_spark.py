@@ -6,8 +6,8 @@ normalised addresses to Spark as one Parquet file under the tables path (visible
 executor), matches them against the active audience records in Spark SQL (the same
 compiled query as on DuckDB, so the same trimming, case folding and active rule), and
 writes the matches as Parquet. The matched keys stay in Spark (the list's membership store
-reads them from there); only the matched addresses, at most the file's distinct addresses,
-come back to the local DuckDB for the ``found``/``not_found`` counts and file.
+reads them from there); only the matched addresses with their record counts, at most the
+file's distinct addresses, come back to the local DuckDB for the counts and the not-found file.
 """
 
 from __future__ import annotations
@@ -65,13 +65,19 @@ class SparkMatches:
     def match(self, query: exp.Select) -> exp.Select:
         """Run ``query`` (key, addr of the matching records) on Spark once, into Parquet; the query of the matched keys.
 
-        The matched addresses are copied into the local DuckDB as table ``__segmenta_matches(addr)``.
+        The matched addresses, each with how many records it matched, are copied into the local
+        DuckDB as table ``__segmenta_matches(addr, n)`` (the counts and the multi-match warning read it).
         """
         self.key = query.selects[0].alias_or_name
         matches = self.dir / "matches"
         self.engine.frame(self.engine.sql(query)).write.parquet(str(matches))
         self.engine.register_parquet_view(MATCHES_VIEW, lambda: str(matches))
-        arrived = self.engine.run(exp.select(exp.column("addr")).distinct().from_(_table(MATCHES_VIEW)))
+        per_addr = (
+            exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n"))
+            .from_(_table(MATCHES_VIEW))
+            .group_by(exp.column("addr"))
+        )
+        arrived = self.engine.run(per_addr)
         self.local.con.register(ARRIVED, arrived)
         try:
             self.local.execute(
@@ -80,7 +86,7 @@ class SparkMatches:
                         this=_table(MATCHES),
                         kind="TABLE",
                         replace=True,
-                        expression=exp.select(exp.column("addr")).from_(_table(ARRIVED)),
+                        expression=exp.select(exp.column("addr"), exp.column("n")).from_(_table(ARRIVED)),
                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
                     )
                 ]

@@ -38,7 +38,9 @@ HTTP_TYPES = {
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
+    413: "PayloadTooLarge",
     422: "RejectedInput",
+    503: "Unavailable",
 }
 
 

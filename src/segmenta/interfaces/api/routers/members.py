@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, UploadFile
+from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
+from segmenta.errors import PermissionDenied
 from segmenta.interfaces.api.auth import ChangeMembers, Ctx, Import, Read
 from segmenta.interfaces.api.routers.segments import resolve
 from segmenta.interfaces.api.views import choose_columns, mask_rows, split_columns
-from segmenta.services.csvimport import import_csv
+from segmenta.services.csvimport import EMAIL_NAMES, import_csv
 
 router = APIRouter(prefix="/api", tags=["members"])
 
@@ -129,20 +129,68 @@ def history(ctx: Read, name: str, record: str | None = None) -> list[dict[str, A
     return ctx.segs.record_history(name, key)
 
 
+#: The upload cap when the app does not say (``service.max_upload_bytes``'s default).
+UPLOAD_CAP = 256 * 1024 * 1024
+CHUNK = 1 << 20
+
+
+def _save_upload(file: UploadFile, target: Path, cap: int) -> None:
+    """Copy the upload to ``target`` in chunks, refusing (413) as soon as it passes ``cap`` bytes."""
+    written = 0
+    with target.open("wb") as fh:
+        while chunk := file.file.read(CHUNK):
+            written += len(chunk)
+            if written > cap:
+                raise HTTPException(
+                    413,
+                    f"the uploaded file is larger than the limit of {cap:,} bytes; "
+                    "send a smaller file, or raise service.max_upload_bytes in the workspace's segmenta.yaml",
+                )
+            fh.write(chunk)
+
+
+def _refuse_pii_match(ctx: Ctx, name: str) -> None:
+    """A restricted user may not match on a PII column: even counts would tell them whose address exists."""
+    if not ctx.restricted:
+        return
+    seg = ctx.segs._detached(name)
+    table = ctx.service.model.table(seg.audience)
+    pii = [c for c in EMAIL_NAMES if c in table.columns and table.column(c).pii]
+    if pii:
+        raise PermissionDenied(
+            f"import-csv matches on {seg.audience}.{pii[0]}, a PII column, which your account may not use "
+            "(matching would reveal which addresses belong to records); ask a user without the PII restriction"
+        )
+
+
 @router.post("/segments/{name}/import-csv")
-def import_csv_file(ctx: Import, name: str, file: UploadFile) -> dict[str, Any]:
-    """Match an uploaded CSV's emails to the list's audience and add the matches (``segment import-csv``)."""
+def import_csv_file(
+    ctx: Import,
+    request: Request,
+    name: str,
+    file: UploadFile,
+    column: Annotated[str | None, Form(description="the file's email column, when its header is not a usual one")] = None,
+) -> dict[str, Any]:
+    """Match an uploaded CSV's emails to the list's audience and add the matches (``segment import-csv``).
+
+    The delimiter (``,`` ``;`` tab) and the email column (email, E-mail Address, emailaddress1, ...)
+    are detected; ``column`` names it otherwise. ``warnings`` says when one address matched several records.
+    Refused (403) for PII-restricted users when the matched column is PII.
+    """
     name = resolve(ctx, name)
+    _refuse_pii_match(ctx, name)
+    settings = getattr(request.app.state, "http_settings", None)
+    cap = int(getattr(settings, "max_upload_bytes", UPLOAD_CAP))
+    shown = Path(file.filename or "upload.csv").name or "upload.csv"
     import_id, not_found = ctx.service.new_import(ctx.user.username)
     with tempfile.TemporaryDirectory(prefix="segmenta-import-") as tmp:
         path = Path(tmp) / "upload.csv"
-        with path.open("wb") as fh:
-            shutil.copyfileobj(file.file, fh)
-        result = import_csv(ctx.segs, name, path, not_found=not_found)
+        _save_upload(file, path, cap)
+        result = import_csv(ctx.segs, name, path, not_found=not_found, column=column, source_name=shown)
     answer: dict[str, Any] = result.to_json()
     ctx.audit_detail = ", ".join(f"{k}={v}" for k, v in answer.items())
-    show = result.not_found > 0 and not ctx.restricted
-    answer["not_found_url"] = f"/api/imports/{import_id}/not-found.csv" if show else None
+    answer["warnings"] = result.warnings()
+    answer["not_found_url"] = f"/api/imports/{import_id}/not-found.csv" if result.not_found > 0 else None
     return answer
 
 
