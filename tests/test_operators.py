@@ -1,4 +1,4 @@
-"""Every operator for every type, checked through DuckDB *and* the reference evaluator.
+"""Every operator for every type, checked on every engine (DuckDB, PostgreSQL) *and* by the reference evaluator.
 
 One small hand-made CRM (a ``person`` table with a column of every type, its
 ``account`` and its ``purchase`` records) holds the awkward cases on purpose: nulls
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from segmenta.model.schema import Model
 from segmenta.model.validate import parse_definition
 from segmenta.services.loading import arrow_schema
 from tests import reference
+from tests.engines.helpers import WorkspaceFactory, drop, workspace_on
+
+#: The engine fixture (``engine_name``: duckdb, then postgres), ``make_ws`` and the PostgreSQL server fixture.
+pytest_plugins = ["tests.engines.fixtures"]
 
 AS_OF = dt.datetime(2024, 3, 31, 12, 0, 0)
 D = dt.date
@@ -159,10 +164,10 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def ws(engine_name: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Workspace]:
     """The CRM above, loaded through the real loader: account as CSV, the rest as Parquet ("" survives Parquet)."""
-    root = tmp_path_factory.mktemp("operators")
-    workspace = Workspace.init(root / "ws", model=MODEL)
+    root = tmp_path_factory.mktemp(f"operators-{engine_name}")
+    workspace = workspace_on(engine_name, request, root / "ws", model=MODEL)
     _write_csv(root / "account.csv", ACCOUNTS)
     workspace.load("account", root / "account.csv")
     for name in ("person", "purchase"):
@@ -181,15 +186,15 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
     workspace.segment_source = source
     yield workspace
-    workspace.close()
+    drop(workspace)
 
 
 def members(ws: Workspace, groups: list[dict], *, audience: str = "person", as_of: dt.datetime = AS_OF) -> list[Any]:
-    """The members by DuckDB, after checking that the reference evaluator finds the same."""
+    """The members by the engine, after checking that the reference evaluator finds the same."""
     definition = parse_definition({"audience": audience, "groups": groups}, MODEL)
     by_sql = ws.evaluate(definition, as_of=as_of).keys
     by_reference = reference.evaluate(MODEL, DATA, definition, as_of=as_of, segments=SEGMENTS)
-    assert by_sql == by_reference, f"DuckDB {by_sql} but the reference {by_reference}"
+    assert by_sql == by_reference, f"{ws.engine.dialect} {by_sql} but the reference {by_reference}"
     return by_sql
 
 
@@ -659,7 +664,7 @@ def test_in_segment(ws: Workspace) -> None:
     assert members(ws, [{"where": {"in_segment": "vips"}}], audience="account") == [10]
 
 
-def test_avg_is_exact(tmp_path: Path) -> None:
+def test_avg_is_exact(make_ws: WorkspaceFactory) -> None:
     """Averages compared exactly (an engine's AVG of a DECIMAL is a DOUBLE: 4/3 and 1.3333333333333333 are one DOUBLE)."""
     people = [_person(pid, "x", 0, None, None, None, None, None, None, None) for pid in (1, 2, 3, 4)]
     amounts = {1: ["10.16", "4.42", "2.25"], 2: ["2.25", "5.68", "27.17"], 3: ["1", "1", "2"], 4: ["1", "2", "2"]}
@@ -669,48 +674,48 @@ def test_avg_is_exact(tmp_path: Path) -> None:
         for i, a in enumerate(values)
     ]
     data = {"account": [], "person": people, "purchase": purchases}
-    with Workspace.init(tmp_path / "ws", model=MODEL) as ws:
-        for name, rows in data.items():
-            ws.engine.replace_table(name, MODEL.table(name), pa.Table.from_pylist(rows, schema=arrow_schema(MODEL.table(name))))
-        cases = [  # averages: 1 5.61, 2 11.70, 3 4/3, 4 5/3
-            (agg("avg", "amount", "eq", 5.61), [1]),
-            (agg("avg", "amount", "gte", 5.61), [1, 2]),
-            (agg("avg", "amount", "lte", 11.7), [1, 2, 3, 4]),
-            (agg("avg", "amount", "eq", 11.70), [2]),
-            (agg("avg", "amount", "ne", 11.70), [1, 3, 4]),
-            (agg("avg", "amount", "gt", 11.7), []),
-            (agg("avg", "amount", "in", [5.61, 11.7]), [1, 2]),
-            (agg("avg", "amount", "not_in", [5.61]), [2, 3, 4]),
-            (agg("avg", "amount", "between", [5.61, 11.7]), [1, 2]),
-            (agg("avg", "amount", "not_between", [5.61, 5.61]), [2, 3, 4]),
-            (agg("avg", "amount", "is_not_empty"), [1, 2, 3, 4]),
-            (agg("avg", "amount", "gt", 1.3333333333333333), [1, 2, 3, 4]),
-            (agg("avg", "amount", "lt", 1.6666666666666667), [3, 4]),
-            (agg("avg", "amount", "ne", 1.3333333333333333), [1, 2, 3, 4]),
-            (agg("avg", "amount", "between", [1.3333333333333334, 1.6666666666666667]), [4]),
-        ]
-        for where, expected in cases:
-            definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
-            assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
-            assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where
+    ws = make_ws(model=MODEL)
+    for name, rows in data.items():
+        ws.engine.replace_table(name, MODEL.table(name), pa.Table.from_pylist(rows, schema=arrow_schema(MODEL.table(name))))
+    cases = [  # averages: 1 5.61, 2 11.70, 3 4/3, 4 5/3
+        (agg("avg", "amount", "eq", 5.61), [1]),
+        (agg("avg", "amount", "gte", 5.61), [1, 2]),
+        (agg("avg", "amount", "lte", 11.7), [1, 2, 3, 4]),
+        (agg("avg", "amount", "eq", 11.70), [2]),
+        (agg("avg", "amount", "ne", 11.70), [1, 3, 4]),
+        (agg("avg", "amount", "gt", 11.7), []),
+        (agg("avg", "amount", "in", [5.61, 11.7]), [1, 2]),
+        (agg("avg", "amount", "not_in", [5.61]), [2, 3, 4]),
+        (agg("avg", "amount", "between", [5.61, 11.7]), [1, 2]),
+        (agg("avg", "amount", "not_between", [5.61, 5.61]), [2, 3, 4]),
+        (agg("avg", "amount", "is_not_empty"), [1, 2, 3, 4]),
+        (agg("avg", "amount", "gt", 1.3333333333333333), [1, 2, 3, 4]),
+        (agg("avg", "amount", "lt", 1.6666666666666667), [3, 4]),
+        (agg("avg", "amount", "ne", 1.3333333333333333), [1, 2, 3, 4]),
+        (agg("avg", "amount", "between", [1.3333333333333334, 1.6666666666666667]), [4]),
+    ]
+    for where, expected in cases:
+        definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
+        assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
+        assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where
 
 
-def test_case_is_ignored_character_by_character(tmp_path: Path) -> None:
+def test_case_is_ignored_character_by_character(make_ws: WorkspaceFactory) -> None:
     """ "ΣΑΣ" in lower case is "σασ" (no word-final "ς"), and "İ" is "i": each character folds on its own."""
     people = [
         _person(pid, name, 0, None, None, None, None, None, None, None) for pid, name in ((1, "ΣΑΣ"), (2, "İSTANBUL"), (3, "σας"))
     ]
     data = {"account": [], "person": people, "purchase": []}
-    with Workspace.init(tmp_path / "ws", model=MODEL) as ws:
-        for name, rows in data.items():
-            ws.engine.replace_table(name, MODEL.table(name), pa.Table.from_pylist(rows, schema=arrow_schema(MODEL.table(name))))
-        for where, expected in [
-            (cond("name", "eq", "σασ"), [1]),
-            (cond("name", "ends_with", "Σ"), [1]),
-            (cond("name", "eq", "istanbul"), [2]),
-            (cond("name", "starts_with", "İs"), [2]),
-            (cond("name", "eq", "ΣΑΣ", case_sensitive=True), [1]),
-        ]:
-            definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
-            assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
-            assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where
+    ws = make_ws(model=MODEL)
+    for name, rows in data.items():
+        ws.engine.replace_table(name, MODEL.table(name), pa.Table.from_pylist(rows, schema=arrow_schema(MODEL.table(name))))
+    for where, expected in [
+        (cond("name", "eq", "σασ"), [1]),
+        (cond("name", "ends_with", "Σ"), [1]),
+        (cond("name", "eq", "istanbul"), [2]),
+        (cond("name", "starts_with", "İs"), [2]),
+        (cond("name", "eq", "ΣΑΣ", case_sensitive=True), [1]),
+    ]:
+        definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
+        assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
+        assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where

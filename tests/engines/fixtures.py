@@ -1,7 +1,7 @@
 """One engine fixture: the same tests run on DuckDB and on PostgreSQL (ibis-style).
 
-A test module (there is no conftest for this: pytest reads plugins only from the root one) declares ``pytest_plugins = ["tests.engines.fixtures"]``
-and asks for ``engine_name`` (``duckdb``, then ``postgres``) or a workspace from
+A test module declares ``pytest_plugins = ["tests.engines.fixtures"]`` (a conftest below
+the root may not) and asks for ``engine_name`` (``duckdb``, then ``postgres``) or a workspace from
 ``make_ws``. The PostgreSQL half needs the server at 127.0.0.1:5432 (database ``test``,
 trust auth): without it, it skips on a laptop and fails in CI. Every workspace made here
 lives in schemas of its own, dropped when the test is done. Known gaps are marked with
@@ -10,7 +10,7 @@ lives in schemas of its own, dropped when the test is done. Known gaps are marke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,7 @@ import pytest
 
 import segmenta
 from tests.conftest import need
-from tests.engines.helpers import ENGINES, PG_CANDIDATES, drop, workspace_on
-
-WorkspaceFactory = Callable[..., segmenta.Workspace]
+from tests.engines.helpers import ENGINES, PG_CANDIDATES, WorkspaceFactory, drop, workspace_on
 
 
 @pytest.fixture(scope="session")

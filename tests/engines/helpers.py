@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import segmenta
 
 ENGINES = ["duckdb", "postgres"]
+WorkspaceFactory = Callable[..., segmenta.Workspace]
 PG_CANDIDATES = [
     "postgresql://postgres@127.0.0.1:5432/test",
     "postgresql://root@127.0.0.1:5432/test",
