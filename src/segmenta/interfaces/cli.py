@@ -48,7 +48,7 @@ def _main(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="duckdb or spark [default: 'engine' in the workspace's segmenta.yaml, else duckdb]"),
+        typer.Option("--engine", help="duckdb, spark or postgres [default: 'engine' in the workspace's segmenta.yaml, else duckdb]"),
     ] = None,
     store: Annotated[
         str | None,
