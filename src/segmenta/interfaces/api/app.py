@@ -258,6 +258,66 @@ class CsrfGuard:
         await self.app(scope, receive, send)
 
 
+DOCS_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>segmenta API</title>
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script>
+</body>
+</html>
+"""
+#: Swagger UI's start, an external file so that the CSP's script-src 'self' holds (no inline script).
+DOCS_INIT = """// The bundled Swagger UI (4.x) reads OpenAPI 3.0 documents; /openapi.json is 3.1 (FastAPI), whose
+// operations and schemas it renders as well once the version field says 3.0.
+window.addEventListener("load", function () {
+  fetch("/openapi.json", {credentials: "same-origin"})
+    .then(function (answer) { return answer.json(); })
+    .then(function (spec) {
+      spec.openapi = "3.0.3";
+      window.ui = SwaggerUIBundle({
+        spec: spec,
+        dom_id: "#swagger-ui",
+        presets: [SwaggerUIBundle.presets.apis],
+        layout: "BaseLayout",
+        validatorUrl: null,
+        deepLinking: true
+      });
+    });
+});
+"""
+
+
+def _install_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI served from the installed swagger-ui-bundle package (works offline, under the CSP)."""
+    from fastapi.responses import HTMLResponse, Response
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        import swagger_ui_bundle
+    except ImportError:  # pragma: no cover - a dependency; without it /docs says what to install
+        swagger_ui_bundle = None
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        if swagger_ui_bundle is None:
+            return HTMLResponse("<p>Install swagger-ui-bundle for /docs; the API is described at /openapi.json.</p>", 503)
+        return HTMLResponse(DOCS_HTML)
+
+    @app.get("/docs/init.js", include_in_schema=False)
+    def docs_init() -> Response:
+        return Response(DOCS_INIT, media_type="text/javascript")
+
+    if swagger_ui_bundle is not None:
+        app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+
 def create_app(workspace: str | Path | None = None, *, store_url: str | None = None, service: Service | None = None) -> FastAPI:
     """The service over ``workspace`` (or an already open :class:`Service`); closed when the app shuts down."""
     svc = service if service is not None else Service(workspace or "segmenta-workspace", store_url=store_url)
@@ -278,13 +338,14 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
         summary="Customer segments over your data: build, estimate, publish, activate.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # our own /docs below: local assets, no inline script
         openapi_url="/openapi.json",
         redoc_url=None,
     )
     app.state.service = svc
     app.state.http_settings = settings
     errors.install(app)
+    _install_docs(app)
     for module in (auth, users, model, definitions, segments, members, worker):
         app.include_router(module.router)
     if STATIC.is_dir():
