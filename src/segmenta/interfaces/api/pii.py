@@ -6,6 +6,11 @@ validated against it, so a condition on a PII column is rejected exactly as one 
 column that does not exist ("has no attribute", with its JSON pointer), and no hint ever
 names a PII column. Rows shown to them never carry a PII column; definitions saved by
 others are shown with the values of PII conditions replaced by ``***``.
+
+A PII key column is gone from the visible model like any other (no condition on it), and
+wherever a key would be shown to a restricted user (evaluate, members, members.csv,
+preview) it is shown as ``***``; calls that take keys from them (add, remove, a record's
+history) are refused.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def visible_model(model: Model) -> Model:
 
 
 def _strip(name: str, table: Table, pii: set[tuple[str, str]]) -> Table:
-    cols = {c: col for c, col in table.columns.items() if (name, c) not in pii or c == table.key}
+    cols = {c: col for c, col in table.columns.items() if (name, c) not in pii}
     return table.model_copy(update={"columns": cols})
 
 
@@ -59,14 +64,36 @@ def _mentions(node: Any, names: set[str]) -> bool:
 
 
 def redact_definition(raw: Any, model: Model) -> Any:
-    """A copy of a saved definition whose conditions on PII columns show ``***`` as their value."""
-    if not isinstance(raw, Mapping) or raw.get("audience") not in model.tables:
+    """A copy of a saved definition whose conditions on PII columns show ``***`` as their value.
+
+    Old versions were written against older models: a value is redacted when its attribute is
+    PII in ``model`` (the model in force now) OR is not in it at all (a column since removed may
+    have been PII), so no version shows what a restricted user may not see.
+    """
+    if not isinstance(raw, Mapping):
         return raw
     out = copy.deepcopy(dict(raw))
+    audience = raw.get("audience")
     for group in out.get("groups") or []:
         if isinstance(group, dict):
-            _redact(group.get("where"), raw["audience"], model)
+            if audience in model.tables:
+                _redact(group.get("where"), str(audience), model)
+            else:
+                _redact_all(group.get("where"))
     return out
+
+
+def _redact_all(node: Any) -> None:
+    """Every value under ``node``: its scope is not in the model, so nothing below can be checked."""
+    if isinstance(node, dict):
+        if "value" in node:
+            node["value"] = PII_MASK
+        for key, child in node.items():
+            if key != "value":
+                _redact_all(child)
+    elif isinstance(node, list):
+        for child in node:
+            _redact_all(child)
 
 
 def _redact(node: Any, table: str, model: Model) -> None:
@@ -78,10 +105,12 @@ def _redact(node: Any, table: str, model: Model) -> None:
                 _redact(child, table, model)
     scope = _walk(node.get("path") or [], table, model)
     if scope is None:
+        _redact_all(node)
         return
     if "related" in node:
         rel = model.one_to_many(scope, str(node["related"]))
         if rel is None:
+            _redact_all(node)
             return
         _redact(node.get("where"), rel.from_table, model)
         attr = (node.get("aggregate") or {}).get("attribute") if isinstance(node.get("aggregate"), dict) else None
@@ -89,6 +118,12 @@ def _redact(node: Any, table: str, model: Model) -> None:
             node["value"] = PII_MASK
     elif "attribute" in node and _is_pii(model, scope, node["attribute"]) and "value" in node:
         node["value"] = PII_MASK
+    elif "measure" in node and "value" in node:
+        measure = model.measures_of(scope).get(str(node["measure"])) if scope in model.tables else None
+        rel = model.one_to_many(scope, measure.related) if measure is not None else None
+        attr = measure.aggregate.attribute if measure is not None else None
+        if rel is None or measure is None or (attr is not None and _is_pii(model, rel.from_table, attr)):
+            node["value"] = PII_MASK
 
 
 def _walk(path: Iterable[Any], table: str, model: Model) -> str | None:
@@ -102,8 +137,19 @@ def _walk(path: Iterable[Any], table: str, model: Model) -> str | None:
 
 
 def _is_pii(model: Model, table: str, column: Any) -> bool:
+    """PII in ``model``, or unknown to it (possibly a PII column since removed)."""
     col = model.tables[table].columns.get(str(column)) if table in model.tables else None
-    return bool(col is not None and col.pii)
+    return col is None or col.pii
+
+
+def key_is_pii(model: Model, table: str) -> bool:
+    """True when ``table``'s key column is PII in the full ``model`` (restricted users then never see keys)."""
+    t = model.tables.get(table)
+    return bool(t is not None and t.key in t.columns and t.columns[t.key].pii)
+
+
+def mask_keys(keys: list[Any]) -> list[Any]:
+    return [None if k is None else PII_MASK for k in keys]
 
 
 def visible_columns(model: Model, table: str, *, restricted: bool) -> list[str]:

@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from segmenta.errors import DefinitionError
 from segmenta.interfaces.api.auth import Ctx, Read
+from segmenta.interfaces.api.pii import key_is_pii, mask_keys
 from segmenta.interfaces.api.views import choose_columns
 from segmenta.model.definition import Definition
 from segmenta.model.validate import parse_definition
@@ -101,4 +102,11 @@ def evaluate(ctx: Read, body: EvaluateBody) -> dict[str, Any]:
     defn = checked(ctx, body.definition)
     result = ctx.ws.evaluate(defn, as_of=body.as_of)
     keys = result.keys if body.limit is None else result.keys[: body.limit]
-    return {"count": result.count, "key": result.key, "keys": keys, "as_of": result.as_of.isoformat()}
+    hidden = ctx.restricted and key_is_pii(ctx.service.model, defn.audience)
+    return {
+        "count": result.count,
+        "key": result.key,
+        "keys": mask_keys(keys) if hidden else keys,
+        "as_of": result.as_of.isoformat(),
+        "masked": [result.key] if hidden else [],
+    }

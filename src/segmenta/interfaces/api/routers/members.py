@@ -22,9 +22,11 @@ from sqlglot import exp
 
 from segmenta.errors import PermissionDenied
 from segmenta.interfaces.api.auth import ChangeMembers, Ctx, Import, Read
+from segmenta.interfaces.api.pii import key_is_pii, mask_keys
 from segmenta.interfaces.api.routers.segments import resolve
 from segmenta.interfaces.api.views import choose_columns, mask_rows, split_columns
 from segmenta.services.csvimport import EMAIL_NAMES, import_csv
+from segmenta.workspace import PII_MASK
 
 router = APIRouter(prefix="/api", tags=["members"])
 
@@ -49,9 +51,10 @@ def _page(ctx: Ctx, name: str, offset: int, limit: int | None, columns: list[str
     )
     if limit is not None:
         keys_q = keys_q.limit(limit)
+    hidden = ctx.restricted and key_is_pii(ctx.service.model, seg.audience)
     if not columns:
         keys = ctx.ws.engine.run(keys_q).column(0).to_pylist()
-        return {"total": total, "key": m.key, "keys": keys}
+        return {"total": total, "key": m.key, "keys": mask_keys(keys) if hidden else keys, "masked": [m.key] if hidden else []}
     chosen = choose_columns(ctx.model, seg.audience, columns)
     alias = "a"
     rows_q = (
@@ -61,7 +64,16 @@ def _page(ctx: Ctx, name: str, offset: int, limit: int | None, columns: list[str
         .order_by(exp.column(m.key, table=alias, quoted=True))
     )
     rows = ctx.ws.engine.run(rows_q).to_pylist()
-    masked = mask_rows(ctx.model, seg.audience, chosen, rows, show_pii=show_pii and not ctx.restricted)
+    if hidden:
+        for row in rows:
+            row[m.key] = PII_MASK
+    masked = ([m.key] if hidden else []) + mask_rows(
+        ctx.model,
+        seg.audience,
+        [c for c in chosen if not (hidden and c == m.key)],
+        rows,
+        show_pii=show_pii and not ctx.restricted,
+    )
     return {"total": total, "key": m.key, "keys": [r[m.key] for r in rows], "columns": chosen, "rows": rows, "masked": masked}
 
 
@@ -98,14 +110,28 @@ def export(ctx: Read, name: str, columns: str | None = None, show_pii: bool = Fa
 def add_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, Any]:
     """Add records by key to a static list."""
     ctx.audit_detail = f"add {len(body.keys)} keys"
-    return vars_of(ctx.segs.add(resolve(ctx, name), [str(k) for k in body.keys]))
+    name = resolve(ctx, name)
+    refuse_pii_keys(ctx, name, "adding members")
+    return vars_of(ctx.segs.add(name, [str(k) for k in body.keys]))
 
 
 @router.post("/segments/{name}/members/remove")
 def remove_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, Any]:
     """Remove records by key from a static list."""
     ctx.audit_detail = f"remove {len(body.keys)} keys"
-    return vars_of(ctx.segs.remove(resolve(ctx, name), [str(k) for k in body.keys]))
+    name = resolve(ctx, name)
+    refuse_pii_keys(ctx, name, "removing members")
+    return vars_of(ctx.segs.remove(name, [str(k) for k in body.keys]))
+
+
+def refuse_pii_keys(ctx: Ctx, name: str, what: str) -> None:
+    """Keys are PII in this audience: a restricted user may not send them (the answer would confirm a record)."""
+    if not ctx.restricted:
+        return
+    audience = ctx.segs._detached(name).audience
+    if key_is_pii(ctx.service.model, audience):
+        key = ctx.service.model.table(audience).key
+        raise PermissionDenied(f"{what} takes {audience} keys, and {audience}.{key} is PII, which your account may not use")
 
 
 def attachment(stem: str, suffix: str = ".csv") -> str:
@@ -124,6 +150,7 @@ def history(ctx: Read, name: str, record: str | None = None) -> list[dict[str, A
     name = resolve(ctx, name)
     if record is None:
         return ctx.segs.history(name)
+    refuse_pii_keys(ctx, name, "a record's history")
     seg = ctx.segs._detached(name)
     key = ctx.segs.parse_keys(seg.audience, [record])[0]
     return ctx.segs.record_history(name, key)
