@@ -224,6 +224,7 @@ def test_model_listing_has_what_the_builder_needs(api: Api) -> None:
         "attribute": "amount",
         "result_type": "decimal",
         "description": None,
+        "label": "total_spend",
     }
     assert "contains_any" in contact["operators"]["choices"] and "in_last" in model["operators"]["datetime"]
     assert model["count_operators"][0] == "eq"

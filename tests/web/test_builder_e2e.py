@@ -9,126 +9,15 @@ are written to artifacts/screenshots/.
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, need
+from tests.web.conftest import AS_OF, by_id, cli, shot, wait_estimate
 
-AS_OF = "2026-10-27T12:00:00"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "artifacts" / "screenshots"
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SEGMENTA_NOW": AS_OF}
-    return subprocess.run([sys.executable, "-m", "segmenta", *args], capture_output=True, text=True, env=env)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, conformance_dir: Path):
-    ws = tmp_path_factory.mktemp("web") / "ws"
-    assert cli("--workspace", str(ws), "init", "--model", str(conformance_dir / "model.yaml")).returncode == 0
-    for f in sorted((conformance_dir / "data").glob("*.csv")):
-        assert cli("--workspace", str(ws), "load", f.stem, str(f)).returncode == 0
-    port = _free_port()
-    env = {**os.environ, "SEGMENTA_NOW": AS_OF, "PYTHONUNBUFFERED": "1"}
-    log = ws.parent / "serve.log"
-    with log.open("w") as sink:  # a file, not a pipe: the server's access log must never block it
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "segmenta", "--workspace", str(ws), "serve", "--port", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-    password = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        text = log.read_text()
-        if (m := re.search(r"with password: (\S+)", text)) and "startup complete" in text:
-            password = m.group(1)
-            break
-        time.sleep(0.1)
-    assert password, log.read_text()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{base}/", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield {"base": base, "password": password, "ws": ws}
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    need(Path(CHROMIUM).exists(), "Debian's chromium (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        need(False, "the playwright package (pip install -e '.[dev]')")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture()
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 950})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server["base"] + "/")
-    pg.fill("#login-username", "admin")
-    pg.fill("#login-password", server["password"])
-    pg.click("#login-form button[type=submit]")
-    pg.wait_for_selector("#list-view:not([hidden])")
-    yield pg
-    context.close()
-    assert errors == [], errors
-
-
-def by_id(ident: str) -> str:
-    return f'[id="{ident}"]'
-
-
-def shot(pg, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def wait_estimate(pg, expected: str) -> None:
-    pg.wait_for_function("(want) => document.querySelector('#estimate-count').textContent === want", arg=expected, timeout=30_000)
 
 
 def test_build_publish_and_compare_with_cli(page, server, tmp_path: Path) -> None:
@@ -163,6 +52,9 @@ def test_build_publish_and_compare_with_cli(page, server, tmp_path: Path) -> Non
     shot(pg, "02-builder")
 
     pg.click("#publish")
+    pg.wait_for_selector("#dialog[open] #publish-after")
+    assert pg.inner_text("#publish-after") == "1"
+    pg.click("#dialog-ok")
     pg.wait_for_function("() => document.querySelector('#seg-status').textContent.includes('live')", timeout=30_000)
     shot(pg, "03-published")
 
@@ -199,9 +91,15 @@ def test_validation_message_appears_next_to_its_row(page) -> None:
 
 def test_upload_csv_into_static_list(page, tmp_path: Path) -> None:
     pg = page
-    answers = iter(["vip list", "contact"])
-    pg.on("dialog", lambda d: d.accept(next(answers)))
     pg.click("#new-list")
+    # An in-page dialog with an audience dropdown, not window.prompt.
+    pg.wait_for_selector("#dialog[open] #list-audience")
+    audiences = pg.eval_on_selector("#list-audience", "s => [...s.options].map(o => o.value)")
+    assert "contact" in audiences and "account" in audiences
+    pg.fill("#list-name", "vip list")
+    pg.select_option("#list-audience", value="contact")
+    shot(pg, "05a-new-list-dialog")
+    pg.click("#list-create")
     pg.wait_for_selector("#upload-card:not([hidden])")
     csv_file = tmp_path / "upload.csv"
     csv_file.write_text(

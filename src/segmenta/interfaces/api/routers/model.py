@@ -13,6 +13,7 @@ from sqlglot import exp
 from segmenta.errors import DataError, NotFound, Problem, RejectedInput
 from segmenta.interfaces.api.auth import LoadTable, Read
 from segmenta.interfaces.api.views import choose_columns, mask_rows, model_json, split_columns
+from segmenta.model.operators import vocabulary
 from segmenta.model.schema import hint
 
 router = APIRouter(prefix="/api", tags=["model"])
@@ -20,8 +21,24 @@ router = APIRouter(prefix="/api", tags=["model"])
 
 @router.get("/model")
 def get_model(ctx: Read) -> dict[str, Any]:
-    """What the builder offers: tables, columns, paths, related, measures, operators."""
-    return model_json(ctx.model)
+    """What the builder offers: tables, columns, paths, related, measures, and the whole vocabulary.
+
+    ``vocabulary`` (operators per type, their labels and value shapes, count operators, window units,
+    aggregate functions, links) is :func:`segmenta.model.operators.vocabulary`: the builder keeps no copy.
+    Each table carries ``rows`` (how many it holds now) so a new related block can start from the busiest one.
+    """
+    out = model_json(ctx.model)
+    out["vocabulary"] = vocabulary()
+    for name, table in out["tables"].items():
+        for mname, spec in table["measures"].items():
+            spec["label"] = ctx.model.measures[mname].label or mname
+        table["rows"] = _row_count(ctx, name)
+    return out
+
+
+def _row_count(ctx: Any, table: str) -> int:
+    q = exp.select(exp.Count(this=exp.Star())).from_(exp.Table(this=exp.to_identifier(table, quoted=True)))
+    return int(ctx.ws.engine.run(q).column(0)[0].as_py())
 
 
 def _table(ctx: Any, table: str) -> None:

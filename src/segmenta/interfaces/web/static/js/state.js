@@ -1,0 +1,14 @@
+// What the page is showing: the signed-in user, the segment list, and the definition being edited.
+// The builder's state *is* the segment definition of the contract; the page renders it and the
+// server validates, estimates and saves it.
+
+export const S = {
+  me: null,
+  segments: [],
+  def: null, // the definition being edited (groups === null for a static list)
+  saved: null, // the saved segment it belongs to, or null for a new one
+  version: null, // a past version being viewed (read-only), or null
+  kind: "dynamic",
+  baseline: null, // the definition as last saved or opened, to tell unsaved changes
+  fresh: new WeakSet(), // new conditions still waiting for a value: left out of the estimate
+};
