@@ -127,6 +127,7 @@ class Measure(_Frozen):
     aggregate: Aggregate
     where: dict[str, Any] | None = None
     description: str | None = None
+    label: str | None = None
 
 
 class Model(_Frozen):
