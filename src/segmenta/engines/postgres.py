@@ -269,7 +269,10 @@ class PostgresEngine(Engine):
         import psycopg
 
         try:
-            conn = psycopg.connect(self.settings.url, autocommit=True, connect_timeout=10)
+            # application_name shows a DBA which workspace holds a connection (pg_stat_activity).
+            conn = psycopg.connect(
+                self.settings.url, autocommit=True, connect_timeout=10, application_name=f"segmenta {self.schema}"
+            )
         except psycopg.Error as exc:
             raise EngineError(
                 f"cannot connect to PostgreSQL at {_safe_url(self.settings.url)} "
