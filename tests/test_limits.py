@@ -228,3 +228,129 @@ def test_cli_refuses_twenty_thousand_conditions_and_deep_text(tmp_path: Path, co
     r = segmenta("--workspace", str(ws), "segment", "sql", str(deep))
     assert r.returncode == 2, r.stderr
     assert r.stderr.endswith("conditions nested 200 deep exceed the limit of 32 (setting limits.max_depth)\n")
+
+
+# -- engine bounds: statement timeout, DuckDB memory and threads ---------------------------
+
+LONG_QUERY = "SELECT count(*) FROM range(100000000) a, range(100000) b WHERE a.range + b.range = 7"
+
+
+def test_a_query_over_the_statement_timeout_is_cancelled_and_the_engine_stays_usable(tmp_path: Path) -> None:
+    import time
+
+    from segmenta.engines.duckdb import DuckDBEngine
+    from segmenta.errors import Timeout
+
+    engine = DuckDBEngine(tmp_path / "data.duckdb")
+    engine.statement_timeout_s = 0.5
+    try:
+        start = time.monotonic()
+        with pytest.raises(Timeout) as info:
+            engine.run(LONG_QUERY)  # would run for many minutes
+        assert time.monotonic() - start < 20  # cancelled, not run to the end
+        assert str(info.value).startswith(
+            "the query ran longer than the limit of 0.5 s (setting limits.statement_timeout_s) and was cancelled"
+        )
+        assert info.value.sql == LONG_QUERY
+        # The same connection answers the next query and still writes.
+        assert engine.run("SELECT 42 AS x").to_pylist() == [{"x": 42}]
+        engine.con.execute("CREATE TABLE t AS SELECT 1 AS a")
+        assert engine.run("SELECT a FROM t").to_pylist() == [{"a": 1}]
+        # A per-call limit wins over the engine's, and a late timer never hits the next query.
+        assert engine.run("SELECT 1 AS y", timeout_s=0.05).to_pylist() == [{"y": 1}]
+        time.sleep(0.1)
+        assert engine.run("SELECT 2 AS y").to_pylist() == [{"y": 2}]
+    finally:
+        engine.close()
+
+
+def test_one_cursor_timing_out_leaves_the_other_cursors_running(tmp_path: Path) -> None:
+    # The service gives each request a cursor of one connection; a timeout interrupts only its own.
+    import threading
+
+    from segmenta.engines.duckdb import DuckDBEngine
+    from segmenta.errors import Timeout
+
+    parent = DuckDBEngine(tmp_path / "data.duckdb")
+    slow, steady = DuckDBEngine.__new__(DuckDBEngine), DuckDBEngine.__new__(DuckDBEngine)
+    for e in (slow, steady):
+        e.path, e.settings, e.con = parent.path, parent.settings, parent.con.cursor()
+    slow.statement_timeout_s = 1.0
+    errors: list[BaseException] = []
+
+    def long() -> None:
+        try:
+            slow.run(LONG_QUERY)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=long)
+    t.start()
+    results = [steady.run(f"SELECT count(*) AS n FROM range({i * 1000})").column(0)[0].as_py() for i in range(1, 30)]
+    t.join(30)
+    assert results == [i * 1000 for i in range(1, 30)]
+    assert len(errors) == 1 and isinstance(errors[0], Timeout)
+    for e in (slow, steady, parent):
+        e.close()
+
+
+def test_statement_timeout_is_read_from_the_workspace_settings(tmp_path: Path, conformance_dir: Path) -> None:
+    ws_path = tmp_path / "ws"
+    Workspace.init(ws_path, model=conformance_dir / "model.yaml").close()
+    config = ws_path / "segmenta.yaml"
+    config.write_text(config.read_text() + "limits:\n  statement_timeout_s: 2.5\n")
+    with Workspace.open(ws_path) as ws:
+        assert ws.engine.statement_timeout_s == 2.5
+    config.write_text(config.read_text().replace("2.5", "-3"))
+    r = segmenta("--workspace", str(ws_path), "segment", "sql", str(conformance_dir / "segments" / "choices_empty_set.json"))
+    assert r.returncode == 2
+    assert r.stderr.startswith(
+        "segmenta.yaml: limits.statement_timeout_s: must be a number of seconds from 0.001 to 86,400, not -3"
+    )
+
+
+def test_duckdb_memory_limit_and_threads_are_applied(tmp_path: Path) -> None:
+    from segmenta.engines.duckdb import DuckDBEngine, DuckDBSettings, physical_memory, usable_cores
+
+    default = DuckDBEngine(tmp_path / "a.duckdb")
+    threads = default.run("SELECT current_setting('threads') AS t").column(0)[0].as_py()
+    assert int(threads) == usable_cores()
+    assert default.settings.memory_bytes == max(2**30, physical_memory() // 4)
+    default.close()
+    small = DuckDBEngine(tmp_path / "b.duckdb", settings=DuckDBSettings.from_config({"memory_limit": "100MiB", "threads": 1}))
+    row = small.run("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t").to_pylist()[0]
+    assert (row["m"], int(row["t"])) == ("100.0 MiB", 1)
+    from segmenta.errors import EngineError
+
+    # A query that needs more than the limit fails on its own, clearly, instead of taking the machine.
+    with pytest.raises(EngineError) as info:
+        small.run("SELECT length(string_agg(range::VARCHAR, ',')) FROM range(30000000)")
+    assert "needs more memory than the limit of 0.10 GiB (setting duckdb.memory_limit)" in str(info.value)
+    assert small.run("SELECT 1 AS one").to_pylist() == [{"one": 1}]
+    small.close()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"memory_limit": "1KB"}, "segmenta.yaml: duckdb.memory_limit: must be a size from 64MiB to "),
+        ({"memory_limit": "lots"}, "segmenta.yaml: duckdb.memory_limit: must be a size from 64MiB to "),
+        ({"memory_limit": "250%"}, "segmenta.yaml: duckdb.memory_limit: must be a size from 64MiB to "),
+        ({"threads": 0}, "segmenta.yaml: duckdb.threads: must be a whole number from 1 to "),
+        ({"thread": 2}, "segmenta.yaml: duckdb.thread: unknown setting; the duckdb section takes memory_limit and threads"),
+    ],
+)
+def test_bad_duckdb_settings_name_the_key_and_range(section: dict[str, Any], message: str) -> None:
+    from segmenta.engines.duckdb import DuckDBSettings
+
+    with pytest.raises(RejectedInput) as info:
+        DuckDBSettings.from_config(section)
+    assert str(info.value).startswith(message)
+
+
+def test_memory_limit_as_a_share_of_the_machine() -> None:
+    from segmenta.engines.duckdb import DuckDBSettings, physical_memory
+
+    assert DuckDBSettings.from_config({"memory_limit": "50%"}).memory_bytes == physical_memory() // 2
+    assert DuckDBSettings.from_config({"memory_limit": "2GB"}).memory_bytes == 2 * 10**9
+    assert DuckDBSettings.from_config({"memory_limit": "512MiB"}).memory_bytes == 512 * 2**20

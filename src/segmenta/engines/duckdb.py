@@ -1,15 +1,30 @@
-"""DuckDB, the embedded default engine: one database file per workspace."""
+"""DuckDB, the embedded default engine: one database file per workspace.
+
+Each process bounds what DuckDB may take (``segmenta.yaml``)::
+
+    duckdb:
+      memory_limit: 4GB     # or "25%" of the machine's memory (the default); DuckDB spills to disk beyond it
+      threads: 2            # default: the cores this process may use
+    limits:
+      statement_timeout_s: 30   # a query running longer is interrupted (Timeout); the connection stays usable
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.engines.base import Engine
+from segmenta.errors import Problem, RejectedInput
 from segmenta.model.schema import ColumnType, Table
 
 #: How each model type is stored.
@@ -25,16 +40,126 @@ SQL_TYPES: dict[ColumnType, str] = {
 }
 
 
+#: Smallest memory limit accepted (DuckDB needs some room for any query at all).
+MIN_MEMORY_BYTES = 64 * 2**20
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*|%)\s*$")
+
+
+def physical_memory() -> int:
+    """Bytes of memory in this machine (0 when unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 0
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _default_memory_bytes() -> int:
+    ram = physical_memory()
+    return max(MIN_MEMORY_BYTES * 16, ram // 4) if ram else 2 * 2**30
+
+
+@dataclass(frozen=True)
+class DuckDBSettings:
+    """Per-process bounds of DuckDB: the ``duckdb:`` section of ``segmenta.yaml``."""
+
+    #: Bytes DuckDB may hold in memory (default: a quarter of the machine's memory, at least 1 GiB).
+    memory_bytes: int = field(default_factory=_default_memory_bytes)
+    #: Worker threads (default: the usable cores).
+    threads: int = field(default_factory=usable_cores)
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any] | None) -> DuckDBSettings:
+        """Read ``duckdb: {memory_limit, threads}``; a bad value names its key and the allowed range."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise RejectedInput([Problem("segmenta.yaml: duckdb", "'duckdb' is a mapping with memory_limit and threads")])
+        values: dict[str, int] = {}
+        for key, value in raw.items():
+            if key == "memory_limit":
+                values["memory_bytes"] = parse_memory(value, where="segmenta.yaml: duckdb.memory_limit")
+            elif key == "threads":
+                high = max(64, 4 * usable_cores())
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                    raise RejectedInput(
+                        [
+                            Problem(
+                                "segmenta.yaml: duckdb.threads",
+                                f"must be a whole number from 1 to {high}, not {json.dumps(value, default=str)}",
+                            )
+                        ]
+                    )
+                values["threads"] = value
+            else:
+                raise RejectedInput(
+                    [
+                        Problem(
+                            f"segmenta.yaml: duckdb.{key}", "unknown setting; the duckdb section takes memory_limit and threads"
+                        )
+                    ]
+                )
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_memory(value: Any, *, where: str) -> int:
+    """Bytes from a size such as ``"4GB"``, ``"512MiB"`` or ``"25%"`` (of the machine's memory)."""
+    ram = physical_memory()
+    m = _MEMORY.match(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    unit = m.group(2).lower() if m else ""
+    if m and unit == "%" and 0 < float(m.group(1)) <= 100 and ram:
+        size = int(ram * float(m.group(1)) / 100)
+    elif m and unit in _UNITS:
+        size = int(float(m.group(1)) * _UNITS[unit])
+    else:
+        size = -1
+    high = ram or 2**50
+    if not MIN_MEMORY_BYTES <= size <= high:
+        raise RejectedInput(
+            [
+                Problem(
+                    where,
+                    f'must be a size from 64MiB to {high / 2**30:.1f}GiB (this machine\'s memory), such as "4GB" '
+                    f'or "25%", not {json.dumps(value, default=str)}',
+                )
+            ]
+        )
+    return size
+
+
 class DuckDBEngine(Engine):
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, read_only: bool = False, settings: DuckDBSettings | None = None
+    ) -> None:
         self.path = str(path) if path is not None else ":memory:"
-        self.con = duckdb.connect(self.path, read_only=read_only)
+        self.settings = settings if settings is not None else DuckDBSettings()
+        config = {"memory_limit": f"{self.settings.memory_bytes // 2**20}MiB", "threads": self.settings.threads}
+        self.con = duckdb.connect(self.path, read_only=read_only, config=config)
         self.con.execute("SET TimeZone = 'UTC'")
 
     def _execute(self, sql: str) -> pa.Table:
-        return arrow_result(self.con, sql)
+        try:
+            return arrow_result(self.con, sql)
+        except duckdb.OutOfMemoryException as exc:
+            limit = self.settings.memory_bytes / 2**30
+            raise MemoryError(
+                f"the query needs more memory than the limit of {limit:.2f} GiB (setting duckdb.memory_limit): {exc}"
+            ) from exc
+
+    def _interrupt(self) -> None:
+        # Interrupts only what runs on this connection; the service gives each request its own cursor.
+        self.con.interrupt()
 
     def _replace_table(self, name: str, table: Table, data: pa.Table) -> None:
         columns = [

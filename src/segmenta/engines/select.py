@@ -25,6 +25,13 @@ def engine_name(config: Mapping[str, Any], override: str | None = None) -> str:
 
 
 def make_engine(path: Path, config: Mapping[str, Any], override: str | None = None) -> Engine:
+    """The engine for the workspace at ``path``, with the ``limits:`` of ``config`` applied (statement timeout)."""
+    from segmenta.engines.base import configure_limits
+
+    return configure_limits(_new_engine(path, config, override), config)
+
+
+def _new_engine(path: Path, config: Mapping[str, Any], override: str | None = None) -> Engine:
     """The engine for the workspace at ``path``; pyspark and psycopg are imported only for their engine."""
     name = engine_name(config, override)
     if name == "postgres":
@@ -35,9 +42,9 @@ def make_engine(path: Path, config: Mapping[str, Any], override: str | None = No
         from segmenta.engines.spark import SparkEngine, SparkSettings
 
         return SparkEngine(path, SparkSettings.from_config(config.get("spark")))
-    from segmenta.engines.duckdb import DuckDBEngine
+    from segmenta.engines.duckdb import DuckDBEngine, DuckDBSettings
 
-    return DuckDBEngine(path / DATA_FILE)
+    return DuckDBEngine(path / DATA_FILE, settings=DuckDBSettings.from_config(config.get("duckdb")))
 
 
 def new_workspace_config(config: Mapping[str, Any], override: str | None = None) -> dict[str, Any]:

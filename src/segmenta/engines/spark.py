@@ -37,7 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from segmenta.engines.base import Engine
+from segmenta.engines.base import Cancel, Engine
 from segmenta.errors import EngineError, SegmentaError, UnsupportedFeature
 from segmenta.model.schema import Table
 
@@ -233,6 +233,22 @@ class SparkEngine(Engine):
     def _execute(self, sql: str) -> pa.Table:
         result: pa.Table = self.frame(sql).toArrow()
         return result
+
+    def _execute_cancellable(self, sql: str, cancel: Cancel) -> pa.Table:
+        # Each query runs in a job group of its own; at the time limit the timer cancels that
+        # group (and only it: other requests' jobs and the session go on).
+        import uuid
+
+        sc = self.spark.sparkContext
+        group = f"segmenta-{uuid.uuid4().hex}"
+        sc.setJobGroup(group, "segmenta query", interruptOnCancel=True)
+        cancel.on_cancel(lambda: sc.cancelJobGroup(group))
+        try:
+            return self._execute(sql)
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)
+            sc.setLocalProperty("spark.job.description", None)
+            sc.setLocalProperty("spark.job.interruptOnCancel", None)
 
     def frame(self, sql: str) -> Any:
         """The (lazy) DataFrame of ``sql`` over the registered views: nothing runs until it is written or collected."""
