@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Query, UploadFile
 from sqlglot import exp
 
-from segmenta.errors import DataError, NotFound, Problem, RejectedInput
+from segmenta.errors import DataError, NotFound, PermissionDenied, Problem, RejectedInput
 from segmenta.interfaces.api.auth import LoadTable, Read
 from segmenta.interfaces.api.views import choose_columns, mask_rows, model_json, split_columns
 from segmenta.model.operators import vocabulary
-from segmenta.model.schema import hint
+from segmenta.model.schema import ColumnType, hint
 
 router = APIRouter(prefix="/api", tags=["model"])
 
@@ -103,3 +103,56 @@ def load_table(ctx: LoadTable, table: str, file: UploadFile) -> dict[str, Any]:
             raise DataError([_problem(ctx, table, p, str(path), file.filename or "file") for p in exc.problems]) from None
     ctx.audit_detail = f"{rows} rows"
     return {"table": table, "rows": rows}
+
+
+#: At most this many suggestions per request.
+VALUES_LIMIT = 50
+
+
+@router.get("/tables/{table}/columns/{column}/values")
+def column_values(
+    ctx: Read,
+    table: str,
+    column: str,
+    prefix: str = Query("", max_length=200),
+    limit: int = Query(10, ge=1, le=VALUES_LIMIT),
+) -> dict[str, Any]:
+    """The most frequent distinct values of a text column, those beginning with ``prefix`` (any case).
+
+    For the builder's value suggestions. PII columns are refused (403), for every user: their values
+    are never suggested. Identifiers come only from the model; the prefix is a literal in a sqlglot tree.
+    """
+    _table(ctx, table)
+    full = ctx.service.model.table(table).columns
+    if column in full and full[column].pii:
+        raise PermissionDenied(f"{table}.{column} holds PII: its values are never suggested")
+    cols = ctx.model.table(table).columns
+    if column not in cols:
+        raise NotFound([Problem(f"{table}.{column}", f"table {table!r} has no column {column!r}{hint(column, cols)}")])
+    if cols[column].type is not ColumnType.TEXT:
+        raise RejectedInput(
+            [Problem(f"{table}.{column}", f"values are suggested for text columns; {column!r} is {cols[column].type.value}")]
+        )
+    col = exp.column(column, quoted=True)
+    where = exp.and_(
+        exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null())), exp.NEQ(this=col.copy(), expression=exp.Literal.string(""))
+    )
+    if prefix:
+        head = exp.Substring(this=exp.Lower(this=col.copy()), start=exp.Literal.number(1), length=exp.Literal.number(len(prefix)))
+        where = exp.and_(where, exp.EQ(this=head, expression=exp.Literal.string(prefix.lower())))
+    n = exp.Count(this=exp.Star())
+    q = (
+        exp.select(exp.alias_(col.copy(), "value", quoted=True), exp.alias_(n, "n", quoted=True))
+        .from_(exp.Table(this=exp.to_identifier(table, quoted=True)))
+        .where(where)
+        .group_by(col.copy())
+        .order_by(exp.Ordered(this=n.copy(), desc=True), exp.Ordered(this=col.copy()))
+        .limit(limit)
+    )
+    rows = ctx.ws.engine.run(q).to_pylist()
+    return {
+        "table": table,
+        "column": column,
+        "prefix": prefix,
+        "values": [{"value": r["value"], "count": int(r["n"])} for r in rows],
+    }

@@ -1,0 +1,62 @@
+"""GET /api/model serves the builder's whole vocabulary; value suggestions for text columns."""
+
+from __future__ import annotations
+
+from segmenta.model.operators import OPERATORS, vocabulary
+from tests.api.conftest import Api, shared_api, template  # noqa: F401  (fixtures)
+
+
+def test_model_serves_the_vocabulary_defined_in_python(shared_api: Api) -> None:  # noqa: F811
+    model = shared_api.call("viewer", "GET", "/api/model").json()
+    voc = model["vocabulary"]
+    assert voc == vocabulary()
+    assert voc["operators"]["text"] == list(OPERATORS[next(t for t in OPERATORS if t.value == "text")])
+    assert voc["value_shapes"]["between"] == "range" and voc["value_shapes"]["in_last"] == "window"
+    assert voc["value_shapes"]["is_true"] == "none" and voc["value_shapes"]["in"] == "list"
+    assert voc["default_count"] == {"op": "gte", "value": 1}
+    assert voc["aggregate_result_types"]["count_distinct"] == "integer"
+    assert voc["link_labels"]["but_not"] == "BUT NOT"
+    # Each table says how many rows it holds, so a new related block starts from the busiest one.
+    assert model["tables"]["interaction"]["rows"] > 0
+
+
+def test_text_values_most_frequent_first_with_a_prefix(shared_api: Api) -> None:  # noqa: F811
+    r = shared_api.call("marketer", "GET", "/api/tables/interaction/columns/type/values", params={"limit": 50})
+    assert r.status_code == 200, r.text
+    values = r.json()["values"]
+    counts = [v["count"] for v in values]
+    assert counts == sorted(counts, reverse=True) and counts[0] > 1
+    assert len({v["value"] for v in values}) == len(values)
+    first = values[0]["value"]
+    narrowed = shared_api.call(
+        "marketer", "GET", "/api/tables/interaction/columns/type/values", params={"prefix": first[:3].upper()}
+    )
+    assert narrowed.status_code == 200
+    got = narrowed.json()["values"]
+    assert got and all(v["value"].lower().startswith(first[:3].lower()) for v in got)
+    assert got[0] == values[0]
+
+
+def test_a_prefix_is_a_value_not_sql(shared_api: Api) -> None:  # noqa: F811
+    r = shared_api.call("marketer", "GET", "/api/tables/contact/columns/country/values", params={"prefix": "x' OR '1'='1"})
+    assert r.status_code == 200 and r.json()["values"] == []
+    r = shared_api.call("marketer", "GET", "/api/tables/contact/columns/country/values", params={"prefix": "%"})
+    assert r.status_code == 200 and r.json()["values"] == []
+
+
+def test_pii_columns_are_never_suggested(shared_api: Api) -> None:  # noqa: F811
+    for who in ("admin", "marketer", "restricted"):
+        r = shared_api.call(who, "GET", "/api/tables/contact/columns/email/values")
+        assert r.status_code == 403, (who, r.text)
+        assert "PII" in r.text and "@" not in r.text
+
+
+def test_bad_requests_say_what_is_wrong(shared_api: Api) -> None:  # noqa: F811
+    r = shared_api.call("viewer", "GET", "/api/tables/contact/columns/score/values")
+    assert r.status_code == 422 and "text columns" in r.text and "decimal" in r.text
+    r = shared_api.call("viewer", "GET", "/api/tables/contact/columns/contry/values")
+    assert r.status_code == 404 and "country" in r.text
+    r = shared_api.call("viewer", "GET", "/api/tables/contact/columns/country/values", params={"limit": 51})
+    assert r.status_code == 422 and "50" in r.text
+    r = shared_api.call("viewer", "GET", "/api/tables/nope/columns/country/values")
+    assert r.status_code == 404
