@@ -123,13 +123,15 @@ def test_a_segment_through_its_whole_life(api: Api) -> None:
     export = api.call("viewer", "GET", "/api/segments/UK/members.csv")
     assert export.headers["content-type"].startswith("text/csv") and len(export.text.splitlines()) == size + 1
     edited = api.call("marketer", "PUT", "/api/segments/UK", json={"definition": GOLD}).json()
-    assert edited["version"] == 2 and edited["size"] == 2
+    assert (edited["version"], edited["draft_version"], edited["size"]) == (2, 2, size)  # a draft: members unchanged
     assert [v["version"] for v in api.call("viewer", "GET", "/api/segments/UK/versions").json()] == [1, 2]
     assert api.call("viewer", "GET", "/api/segments/UK/versions/3").status_code == 404
     runs = api.call("viewer", "GET", "/api/segments/UK/history").json()
-    assert [r["trigger"] for r in runs] == ["publish", "edit"]
+    assert [r["trigger"] for r in runs] == ["publish"]  # edit never re-evaluates (contract 5.1)
     record = api.call("viewer", "GET", "/api/segments/UK/history", params={"record": "1"}).json()
     assert [r["change"] for r in record] == ["entered"]
+    republished = api.call("marketer", "POST", "/api/segments/UK/publish").json()
+    assert (republished["live_version"], republished["size"]) == (2, 2)
     assert api.call("operator", "POST", "/api/segments/UK/refresh").json()["refresh"]["entered"] == 0
     assert api.call("operator", "POST", "/api/segments/UK/stop").json()["status"] == "stopped"
     assert api.call("operator", "POST", "/api/segments/UK/stop").status_code == 409

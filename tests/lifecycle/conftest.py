@@ -91,7 +91,7 @@ class Lifecycle:
         self.run("load", "contact", str(f), now=now)
 
     def members(self, name: str, now: str = T0) -> list[int]:
-        out = self.tmp / f"{name}-members.csv"
+        out = self.tmp / f"{name.replace('/', '_')}-members.csv"
         self.run("segment", "members", name, "--out", str(out), now=now)
         with out.open(newline="") as fh:
             return [int(r[0]) for r in list(csv.reader(fh))[1:]]

@@ -48,18 +48,23 @@ def test_a_bad_definition_is_rejected_and_nothing_saved(life: Lifecycle) -> None
     assert life.json("segment", "list") == []
 
 
-def test_edits_are_versions_and_a_live_dynamic_segment_is_re_evaluated(life: Lifecycle) -> None:
+def test_edits_are_versions_and_a_live_segment_keeps_its_members_until_publish(life: Lifecycle) -> None:
     life.run("segment", "create", life.definition("uk", UK))
     life.run("segment", "publish", "UK contacts")
     life.run("segment", "edit", "UK contacts", life.definition("fr", FR))
     info = life.json("segment", "show", "UK contacts")
-    assert (info["version"], info["status"], info["size"]) == (2, "live", 2)
-    assert life.members("UK contacts") == [2, 6]
+    assert (info["version"], info["live_version"], info["draft_version"], info["status"], info["size"]) == (2, 1, 2, "live", 3)
+    assert life.members("UK contacts") == [1, 3, 5]
+    assert [r["trigger"] for r in life.json("segment", "history", "UK contacts")] == ["publish"]
     versions = life.json("segment", "versions", "UK contacts")
-    assert [v["version"] for v in versions] == [1, 2]
+    assert [(v["version"], v["live"], v["draft"]) for v in versions] == [(1, True, False), (2, False, True)]
     assert versions[0]["definition"]["groups"][0]["where"]["value"] == "UK"
     old = life.json("segment", "show", "UK contacts", "--version", "1")
     assert old["definition"]["groups"][0]["where"]["value"] == "UK"
+    life.run("segment", "publish", "UK contacts")
+    info = life.json("segment", "show", "UK contacts")
+    assert (info["version"], info["live_version"], info["draft_version"], info["size"]) == (2, 2, None, 2)
+    assert life.members("UK contacts") == [2, 6]
 
 
 def test_audience_is_fixed_at_creation(life: Lifecycle) -> None:

@@ -88,10 +88,16 @@ def create(
 
 @segment_app.command("edit")
 def edit(name: Name, segment: Annotated[str, typer.Argument(help="Definition file (JSON or YAML)")]) -> None:
-    """Save a new version of the definition (a live dynamic segment is re-evaluated with it)."""
+    """Save a new version; a published segment keeps its live version and members until publish."""
     with _busy(f"saving {name}"):
         info = with_segments(lambda s: s.edit(name, Path(segment)))
-    _say(f"{info['name']}: version {info['version']} saved ({info['status']}, {info['size']} members)")
+    if info["live_version"] is not None and info["draft_version"] is not None:
+        _say(
+            f"{info['name']}: draft version {info['draft_version']} saved; version {info['current_version']} "
+            f"stays in force ({info['status']}, {info['size']} members) until: segmenta segment publish {info['name']}"
+        )
+    else:
+        _say(f"{info['name']}: version {info['version']} is current ({info['status']}, {info['size']} members)")
 
 
 @segment_app.command("rename")
@@ -135,8 +141,12 @@ def configure(
 def publish(name: Name) -> None:
     """Draft -> Live: validate against the current model and evaluate."""
     with _busy(f"publishing {name}"):
-        r = with_segments(lambda s: s.publish(name))
+        r, (done, failed) = with_segments(lambda s: (s.publish(name), s.last_dependents))
     _result(r, "is live")
+    for d in done:
+        _result(d, "refreshed after it")
+    for n, why in failed:
+        err.print(f"failed to refresh {n} after it: {why}", markup=False, highlight=False)
 
 
 @segment_app.command("refresh")
@@ -229,6 +239,9 @@ def import_csv_cmd(
     file: Annotated[Path, typer.Argument(help="CSV with a header and an email (or emailaddress1) column")],
     not_found: Annotated[Path | None, typer.Option("--not-found", help="Write the rows not found here (CSV)")] = None,
     as_json: Json = False,
+    column: Annotated[
+        str | None, typer.Option("--column", help="The file's email column, when its header is not email/E-mail Address/...")
+    ] = None,
 ) -> None:
     """Add the active records whose email matches the file's to a static list."""
     from rich.progress import Progress
@@ -241,7 +254,7 @@ def import_csv_cmd(
         def step(what: str) -> None:
             progress.update(task, description=what, completed=STEPS.index(what))
 
-        result = with_segments(lambda s: import_csv(s, name, file, not_found=not_found, progress=step))
+        result = with_segments(lambda s: import_csv(s, name, file, not_found=not_found, progress=step, column=column))
     if as_json:
         _echo_json(result.to_json())
         return
@@ -352,7 +365,10 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between passes")] = 60.0,
 ) -> None:
-    """Run due refreshes (dependency order) and expiry checks; several workers may share a PostgreSQL store."""
+    """Run due refreshes (dependency order) and expiry checks; several workers may share a PostgreSQL store.
+
+    Exit status with --once: 0 when every step succeeded, 1 when any segment failed (the others were done).
+    """
     import time
 
     from segmenta.services.worker import Worker
@@ -373,3 +389,5 @@ def worker(
                 time.sleep(interval)
         finally:
             w.close()
+    if report.failed:
+        raise typer.Exit(1)

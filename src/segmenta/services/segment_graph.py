@@ -25,14 +25,20 @@ def raw_refs(node: Any) -> set[str]:
     return found
 
 
-def reference_graph(s: Session) -> dict[str, set[str]]:
-    """name -> names its current definition reads, for every segment not deleted."""
+def reference_graph(s: Session, *, drafts: bool = False) -> dict[str, set[str]]:
+    """name -> names its version in force reads, for every segment not deleted (``drafts``: its pending draft's too)."""
+    in_force = SegmentVersion.version == Segment.current_version
+    if drafts:
+        in_force = in_force | (SegmentVersion.version == Segment.draft_version)
     rows = s.execute(
         select(Segment.name, SegmentVersion.definition)
-        .join(SegmentVersion, (SegmentVersion.segment_id == Segment.id) & (SegmentVersion.version == Segment.current_version))
+        .join(SegmentVersion, (SegmentVersion.segment_id == Segment.id) & in_force)
         .where(Segment.deleted_at.is_(None))
     ).all()
-    return {name: raw_refs(defn) for name, defn in rows}
+    graph: dict[str, set[str]] = {}
+    for name, defn in rows:
+        graph.setdefault(name, set()).update(raw_refs(defn))
+    return graph
 
 
 def find_cycle(graph: Mapping[str, Iterable[str]], start: str) -> list[str] | None:

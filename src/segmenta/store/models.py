@@ -25,7 +25,14 @@ class Base(DeclarativeBase):
 
 
 class Segment(Base):
-    """One saved segment; ``current_version`` is the latest saved definition."""
+    """One saved segment.
+
+    ``current_version`` is the version in force: what publish evaluated and refreshes
+    re-evaluate. An edit of a published segment saves a newer version as ``draft_version``
+    (revision 0005), which waits there until publish makes it current; the live membership
+    does not change before that (contract 5.1). Statuses and kinds are the values of
+    :mod:`segmenta.services.states`.
+    """
 
     __tablename__ = "segments"
 
@@ -38,6 +45,8 @@ class Segment(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
     current_version: Mapped[int] = mapped_column(Integer, default=1)
     live_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: A saved version newer than ``current_version``, not yet published (revision 0005).
+    draft_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -46,6 +55,7 @@ class Segment(Base):
     next_refresh_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    #: A worker's claim while it refreshes, renewed as it runs; wall time, so a killed worker's claim lapses.
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: Per-segment overrides of the workspace's ``segments:`` config (revision 0002).
@@ -73,7 +83,7 @@ class RefreshRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id"), index=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    trigger: Mapped[str] = mapped_column(String(20))  # publish | refresh | worker | edit | import | add | remove
+    trigger: Mapped[str] = mapped_column(String(20))  # publish | refresh | worker | dependency | import | add | remove
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20))  # running | done | error

@@ -1,0 +1,122 @@
+"""Edit never changes who is a member (contract 5.1); names; the lifecycle's state machine; show --json."""
+
+from __future__ import annotations
+
+from tests.lifecycle.conftest import CONTACTS, Lifecycle
+from tests.lifecycle.test_segments import FR, UK
+
+UK_ACTIVE = {
+    "name": "UK contacts",
+    "audience": "contact",
+    "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK", "case_sensitive": False}}],
+}
+
+
+def test_edit_of_a_live_segment_is_a_draft_and_refreshes_keep_evaluating_the_live_version(life: Lifecycle) -> None:
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "publish", "UK contacts")
+    out = life.run("segment", "edit", "UK contacts", life.definition("fr", FR)).stdout
+    assert "draft" in out and "publish" in out
+    # the data changes and the segment is refreshed: still the live (UK) definition, not the draft
+    life.load_contacts([*CONTACTS, (7, "new@example.com", "UK", 0)], now="2026-10-02T12:00:00")
+    life.run("segment", "refresh", "UK contacts", now="2026-10-02T12:00:00")
+    life.run("worker", "--once", now="2026-10-03T12:00:00")
+    assert life.members("UK contacts") == [1, 3, 5, 7]
+    runs = life.json("segment", "history", "UK contacts")
+    assert [(r["trigger"], r["version"]) for r in runs] == [("publish", 1), ("refresh", 1), ("worker", 1)]
+    assert "edit" not in {r["trigger"] for r in runs}
+    # a plain evaluation through in_segment reads the live membership too
+    reader = {"audience": "contact", "groups": [{"where": {"in_segment": "UK contacts"}}]}
+    assert life.run("segment", "evaluate", life.definition("r", reader)).stdout.strip().endswith("4 members")
+
+
+def test_an_unchanged_definition_saves_no_version_and_an_unchanged_publish_none_either(life: Lifecycle) -> None:
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "edit", "UK contacts", life.definition("same", UK_ACTIVE))  # equal after validation
+    assert life.json("segment", "show", "UK contacts")["version"] == 1
+    life.run("segment", "publish", "UK contacts")
+    life.run("segment", "edit", "UK contacts", life.definition("uk", UK))
+    life.run("segment", "publish", "UK contacts", now="2026-10-01T13:00:00")
+    info = life.json("segment", "show", "UK contacts")
+    assert (info["version"], info["live_version"], info["has_draft"]) == (1, 1, False)
+    assert [v["version"] for v in life.json("segment", "versions", "UK contacts")] == [1]
+
+
+def test_editing_back_to_the_live_definition_drops_the_draft(life: Lifecycle) -> None:
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "publish", "UK contacts")
+    life.run("segment", "edit", "UK contacts", life.definition("fr", FR))
+    assert life.json("segment", "show", "UK contacts")["draft_version"] == 2
+    life.run("segment", "edit", "UK contacts", life.definition("uk", UK))
+    info = life.json("segment", "show", "UK contacts")
+    assert (info["version"], info["draft_version"], info["has_draft"]) == (1, None, False)
+    life.run("segment", "publish", "UK contacts")
+    assert life.members("UK contacts") == [1, 3, 5]
+
+
+def test_a_stopped_segment_edited_then_published_goes_live_with_the_new_version(life: Lifecycle) -> None:
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "publish", "UK contacts")
+    life.run("segment", "stop", "UK contacts")
+    life.run("segment", "edit", "UK contacts", life.definition("fr", FR))
+    assert life.members("UK contacts") == [1, 3, 5]
+    life.run("segment", "activate", "UK contacts", "--status-reason", "ready")
+    info = life.json("segment", "show", "UK contacts")
+    assert (info["status"], info["live_version"], info["size"]) == ("live", 2, 2)
+
+
+def test_show_json_tells_versions_schedule_and_who_uses_it(life: Lifecycle) -> None:
+    reader = {"audience": "contact", "groups": [{"where": {"in_segment": "UK contacts"}}]}
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "create", life.definition("r", reader), "--name", "Reader")
+    life.run("segment", "publish", "UK contacts")
+    life.run("segment", "publish", "Reader")
+    life.run("segment", "use", "UK contacts", "--kind", "journey", "--user", "Welcome", "--role", "entry")
+    info = life.json("segment", "show", "UK contacts")
+    for key in ("id", "name", "status", "status_reason", "kind", "version", "size", "live_version", "draft_version"):
+        assert key in info
+    assert isinstance(info["id"], int)
+    assert (info["last_refresh_at"], info["next_refresh_at"]) == ("2026-10-01T12:00:00", "2026-10-01T12:30:00")
+    reader_id = life.json("segment", "show", "Reader")["id"]
+    assert info["used_by"] == [
+        {"kind": "segment", "name": "Reader", "role": "in_segment", "id": reader_id, "status": "live"},
+        {"kind": "journey", "name": "Welcome", "role": "entry"},
+    ]
+    assert info["waiting"] is None and info["lease"] is None
+
+
+def test_names_are_trimmed_limited_to_200_characters_and_may_contain_a_slash(life: Lifecycle) -> None:
+    life.run("segment", "create", life.definition("uk", UK), "--name", "  EMEA/UK  ")
+    assert life.json("segment", "show", "EMEA/UK")["name"] == "EMEA/UK"
+    life.run("segment", "publish", "EMEA/UK")
+    assert life.members("EMEA/UK") == [1, 3, 5]
+    r = life.run("segment", "create", life.definition("fr", FR), "--name", "x" * 201, code=2)
+    assert "at most 200 characters" in r.stderr and "201" in r.stderr
+    life.run("segment", "create", life.definition("fr", FR), "--name", "y" * 200)
+    r = life.run("segment", "create", life.definition("fr", FR), "--name", "   ", code=2)
+    assert "name" in r.stderr
+    r = life.run("segment", "create", life.definition("fr", FR), "--name", "bad\x00name", code=2)
+    assert "control characters" in r.stderr
+    r = life.run("segment", "rename", "EMEA/UK", "z" * 300, code=2)
+    assert "at most 200 characters" in r.stderr
+    life.run("segment", "rename", "EMEA/UK", " EMEA/GB ")
+    assert [s["name"] for s in life.json("segment", "list")] == ["EMEA/GB", "y" * 200]
+    long_list = {
+        "name": "l" * 250,
+        "audience": "contact",
+        "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK"}}],
+    }
+    r = life.run("segment", "create", life.definition("long", long_list), code=2)
+    assert "/name" in r.stderr and "at most 200" in r.stderr
+
+
+def test_illegal_transitions_are_conflicts_naming_the_status_and_what_is_allowed(life: Lifecycle) -> None:
+    life.run("segment", "create", life.definition("uk", UK))
+    r = life.run("segment", "stop", "UK contacts", code=2)
+    assert "is draft" in r.stderr and "allowed now: publish" in r.stderr
+    r = life.run("segment", "refresh", "UK contacts", code=2)
+    assert "is draft" in r.stderr and "publish it first" in r.stderr
+    life.run("segment", "publish", "UK contacts")
+    life.run("segment", "stop", "UK contacts")
+    r = life.run("segment", "stop", "UK contacts", code=2)
+    assert "is stopped" in r.stderr and "only a live segment can be stopped" in r.stderr
