@@ -120,3 +120,38 @@ def test_illegal_transitions_are_conflicts_naming_the_status_and_what_is_allowed
     life.run("segment", "stop", "UK contacts")
     r = life.run("segment", "stop", "UK contacts", code=2)
     assert "is stopped" in r.stderr and "only a live segment can be stopped" in r.stderr
+
+
+def test_the_transition_table_is_the_one_rule_and_refusals_are_conflicts() -> None:
+    import pytest
+
+    from segmenta.errors import Conflict
+    from segmenta.services.states import TRANSITIONS, Action, Status, allowed, transition
+    from segmenta.store.models import STATUSES
+
+    assert tuple(Status) == tuple(STATUSES)  # stored values stay the contract's strings
+    assert transition("S", "live", Action.STOP) is Status.STOPPED and Status.STOPPED == "stopped"
+    with pytest.raises(Conflict) as caught:
+        transition("S", "expired", Action.READY)
+    assert "is expired" in str(caught.value) and "draft first" in str(caught.value)
+    assert "draft" in str(caught.value).split("allowed now:")[1]
+    assert Action.PUBLISH not in allowed(Status.EXPIRED) and Action.DRAFT in allowed(Status.EXPIRED)
+    assert all(isinstance(to, Status) for table in TRANSITIONS.values() for to in table.values())
+
+
+def test_a_publish_compiles_its_definition_once(life: Lifecycle, monkeypatch: object) -> None:
+    import segmenta.compiler.compile as compile_module
+    from segmenta.services.segments import Segments
+
+    calls: list[str] = []
+    real = compile_module.compile_definition
+
+    def counting(defn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(defn.audience)
+        return real(defn, *args, **kwargs)
+
+    monkeypatch.setattr(compile_module, "compile_definition", counting)  # type: ignore[attr-defined]
+    life.run("segment", "create", life.definition("uk", UK))
+    with Segments.open(life.ws, store_url=life.store) as segs:
+        assert segs.publish("UK contacts").size == 3
+    assert calls == ["contact"]
