@@ -57,6 +57,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("user-update", "PATCH", "/api/users/spare", {"json": {"role": "marketer"}}, "A"),
     ("user-delete", "DELETE", "/api/users/spare", {}, "A"),
     ("user-token", "POST", "/api/users/spare/tokens", {"json": {"label": "ci"}}, "A"),
+    ("user-tokens", "GET", "/api/users/vera/tokens", {}, "A"),
+    ("user-token-revoke", "DELETE", "/api/users/vera/tokens/4", {}, "A"),  # vera's token: the template's fourth
 ]
 #: Routes outside the matrix, tested on their own (sign-in, and downloads that need an import first).
 UNGUARDED = {("POST", "/api/auth/login"), ("POST", "/api/auth/logout")}
@@ -110,7 +112,8 @@ def test_every_api_route_is_in_the_matrix(api: Api) -> None:
             .replace("/account/", "/{table}/")
             .replace("/vera", "/{username}")
             .replace("/spare", "/{username}")
-            .replace("/versions/1", "/versions/{version}"),
+            .replace("/versions/1", "/versions/{version}")
+            .replace("/tokens/4", "/tokens/{token_id}"),
         )
         for _, m, p, _, _ in CASES
     }

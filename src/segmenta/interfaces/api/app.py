@@ -42,6 +42,7 @@ from segmenta.errors import Problem, RejectedInput
 from segmenta.interfaces.api import errors
 from segmenta.interfaces.api.routers import auth, definitions, members, model, segments, users, worker
 from segmenta.interfaces.api.runtime import Service
+from segmenta.services.users import Throttle
 
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
 
@@ -344,6 +345,7 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
     )
     app.state.service = svc
     app.state.http_settings = settings
+    svc.users.throttle = Throttle(free_failures=settings.login_free_failures, max_delay_seconds=settings.login_max_delay_seconds)
     errors.install(app)
     _install_docs(app)
     for module in (auth, users, model, definitions, segments, members, worker):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
 
 from segmenta.errors import PermissionDenied, Unauthenticated
 from segmenta.interfaces.api.errors import status_of
@@ -91,6 +92,47 @@ class Ctx:
         self._stack.close()
 
 
+class ProblemOut(BaseModel):
+    where: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    type: str
+    message: str
+    problems: list[ProblemOut]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"type", "message", "problems": [{"where", "message"}]}}``."""
+
+    error: ErrorOut
+
+
+WHY = {
+    400: "Malformed request (e.g. a Content-Length that is not a number)",
+    401: "Not signed in, or the token is unknown, expired or revoked",
+    403: "The role does not allow this, or a cross-origin request signed in by the session cookie",
+    404: "No such user, token or object",
+    409: "Clashes with the current state (a name taken, the last admin)",
+    413: "The request body is over service.max_body_bytes (uploads: service.max_upload_bytes)",
+    422: "Rejected input; nothing changed",
+    429: "Too many failed sign-ins; wait Retry-After seconds",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route can answer (for FastAPI's ``responses=``)."""
+    out: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody, "description": WHY[code]} for code in codes}
+    if 429 in out:
+        out[429]["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+    return out
+
+
+#: What every route that signs the caller in can answer besides its own errors.
+SIGNED_IN = (401, 403, 413, 422)
+
+
 def service_of(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
@@ -113,6 +155,11 @@ def signed_in(request: Request) -> UserInfo:
     return user
 
 
+def client_address(request: Request) -> str:
+    """The caller's address as the server sees it (uvicorn applies X-Forwarded-For from trusted proxies only)."""
+    return request.client.host if request.client else "unknown"
+
+
 def _label(request: Request, action: str) -> str:
     """The audit action: the route's module and function (``segments.publish``, ``users.create_user``)."""
     endpoint = request.scope.get("endpoint")
@@ -123,7 +170,7 @@ def _label(request: Request, action: str) -> str:
 
 def _object(request: Request) -> str:
     params = request.path_params
-    return "/".join(str(params[k]) for k in ("table", "name", "username", "version") if k in params)
+    return "/".join(str(params[k]) for k in ("table", "ref", "name", "username", "version", "token_id") if k in params)
 
 
 def allow(action: str) -> Callable[[Request], Iterator[Ctx]]:
@@ -137,8 +184,8 @@ def allow(action: str) -> Callable[[Request], Iterator[Ctx]]:
         try:
             user = signed_in(request)
         except Unauthenticated:
-            if mutating:
-                audit.record(service.store, user=None, action=label, obj=_object(request), outcome="unauthenticated")
+            if mutating:  # anyone can send these, at any rate: one aggregated row per address and minute
+                audit.record_refusal(service.store, address=client_address(request), action=label, obj=_object(request))
             raise
         if user.role not in roles:
             if mutating:

@@ -1,35 +1,58 @@
-"""Signing in and out: browser sessions (HttpOnly cookie) and who am I."""
+"""Signing in and out: browser sessions (HttpOnly cookie) and who am I.
+
+Sign-in is throttled per account and per client address (see :class:`segmenta.services.users.Throttle`):
+a locked-out attempt answers 429 with ``Retry-After``, whatever the password.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from segmenta.errors import Unauthenticated
-from segmenta.interfaces.api.auth import COOKIE, Read, describe, service_of
+from segmenta.interfaces.api.auth import COOKIE, Read, client_address, describe, error_responses, service_of
 from segmenta.services import audit
-from segmenta.services.users import SESSION_HOURS
+from segmenta.services.users import MAX_NAME, MAX_PASSWORD, SESSION_HOURS, TooManyAttempts
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
 class Login(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str
-    password: str
+    username: str = Field(min_length=1, max_length=MAX_NAME, pattern=r"^[^\x00]*$")
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD, pattern=r"^[^\x00]*$")
 
 
-@router.post("/login")
-def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
-    """Check the password and start a browser session (cookie ``segmenta_session``, HttpOnly, SameSite=Lax)."""
+class SignedIn(BaseModel):
+    user: dict[str, Any]
+
+
+@router.post("/login", responses=error_responses(401, 403, 413, 422, 429), response_model=SignedIn)
+def login(body: Login, request: Request, response: Response) -> Any:
+    """Check the password and start a browser session (cookie ``segmenta_session``, HttpOnly, SameSite=Lax).
+
+    After repeated failures of one account or from one address, every attempt is refused
+    for a growing while (429 with ``Retry-After``), the right password too.
+    """
     service = service_of(request)
+    address = client_address(request)
     try:
-        user = service.users.authenticate(body.username, body.password)
+        user = service.users.login(body.username, body.password, address=address)
+    except TooManyAttempts as exc:
+        audit.record_refusal(service.store, address=address, action="auth.login", obj=body.username, outcome="throttled")
+        return JSONResponse(
+            {"error": {"type": "TooManyAttempts", "message": str(exc), "problems": []}},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except Unauthenticated:
         known = any(u["username"] == body.username for u in service.users.list_users())
-        audit.record(service.store, user=body.username if known else None, action="auth.login", obj="", outcome="unauthenticated")
+        audit.record_refusal(
+            service.store, address=address, action="auth.login", user=body.username if known else None, outcome="unauthenticated"
+        )
         raise
     sid = service.users.start_session(user)
     secure = request.url.scheme == "https"
@@ -38,7 +61,7 @@ def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
     return {"user": user.to_json()}
 
 
-@router.post("/logout")
+@router.post("/logout", responses=error_responses(403, 413))
 def logout(request: Request, response: Response) -> dict[str, Any]:
     """End the browser session (if any) and clear the cookie."""
     sid = request.cookies.get(COOKIE)
@@ -48,13 +71,13 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
     return {"ok": True}
 
 
-@router.get("/me")
+@router.get("/me", responses=error_responses(401))
 def me(ctx: Read) -> dict[str, Any]:
     """The signed-in user: username, role, pii_restricted."""
     return ctx.user.to_json()
 
 
-@router.get("/roles")
+@router.get("/roles", responses=error_responses(401))
 def roles(ctx: Read) -> dict[str, Any]:
     """Which roles may do which action (for the UI to hide what the user cannot do)."""
     return {"roles": ["admin", "operator", "marketer", "viewer"], "actions": describe()}
