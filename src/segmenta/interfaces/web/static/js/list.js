@@ -16,6 +16,9 @@ const SORTS = {
 };
 
 export async function showList() {
+  S.def = null; // nothing is being edited on the list
+  S.saved = null;
+  S.baseline = null;
   await refreshSegments();
   renderList();
   show("list-view");

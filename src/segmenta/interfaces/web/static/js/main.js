@@ -91,14 +91,12 @@ function wire() {
   $("#list-search").addEventListener("input", renderList);
   $("#list-sort").addEventListener("change", renderList);
   const aud = $("#seg-audience");
-  aud.addEventListener("focus", () => { aud.dataset.was = aud.value; });
   aud.addEventListener("change", async (e) => {
-    const was = aud.dataset.was || S.def.audience;
+    const was = S.def.audience;
     if (hasConditions() && !(await confirmDialog("Change the audience?", "The groups' conditions are about the current audience's records, so changing it removes them all.", "Change and clear the groups"))) {
       aud.value = was;
       return;
     }
-    aud.dataset.was = e.target.value;
     S.def = { ...S.def, audience: e.target.value, groups: [{ where: { all: [newCondition(e.target.value)] } }] };
     renderGroups();
     changed();
