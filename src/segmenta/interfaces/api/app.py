@@ -248,6 +248,7 @@ class CsrfGuard:
         elif origin is not None and _normal(origin) != _origin_of(scope):
             why = f"Origin {origin.strip()!r} is not this service's origin"
         if why:
+            await self._audit(scope)
             await _answer(
                 send,
                 403,
@@ -257,6 +258,22 @@ class CsrfGuard:
             )
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _audit(scope: Scope) -> None:
+        """One aggregated audit row per client address and minute (anyone's page can send these)."""
+        from anyio import to_thread
+
+        from segmenta.services import audit
+
+        service = getattr(getattr(scope.get("app"), "state", None), "service", None)
+        if service is None:
+            return
+        address = (scope.get("client") or ("unknown",))[0]
+        action = f"{scope.get('method')} {scope.get('path', '')}"[:60]
+        await to_thread.run_sync(
+            lambda: audit.record_refusal(service.store, address=address, action=action, outcome="cross_origin")
+        )
 
 
 DOCS_HTML = """<!doctype html>
