@@ -363,7 +363,10 @@ def history(
 @app.command("worker")
 def worker(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between passes")] = 60.0,
+    interval: Annotated[
+        float | None,
+        typer.Option(min=1, max=86_400, help="Seconds between passes (default: segments.worker.interval_seconds, 60)"),
+    ] = None,
 ) -> None:
     """Run due refreshes (dependency order) and expiry checks; several workers may share a PostgreSQL store.
 
@@ -386,7 +389,7 @@ def worker(
                     err.print(f"failed {n}: {why}", markup=False, highlight=False)
                 if once:
                     break
-                time.sleep(interval)
+                time.sleep(interval if interval is not None else w.config.interval_seconds)
         finally:
             w.close()
     if report.failed:

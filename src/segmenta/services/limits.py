@@ -26,6 +26,8 @@ PRESETS: dict[str, dict[str, int | None]] = {
     },
     "none": {"dynamic": None, "static": None, "work_assignment": None, "journey_entry": None},
 }
+#: The highest cap that can be set (null lifts a cap altogether).
+MAX_CAP = 10_000_000
 WHAT = {
     "dynamic": "dynamic segments",
     "static": "static segments",
@@ -46,9 +48,14 @@ def limits_from_config(raw: Mapping[str, Any] | None) -> dict[str, int | None]:
     for name, value in raw.items():
         if name not in caps:
             raise RejectedInput([Problem(f"segmenta.yaml: segments.limits.{name}", f"unknown limit; limits: {', '.join(caps)}")])
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CAP):
             raise RejectedInput(
-                [Problem(f"segmenta.yaml: segments.limits.{name}", f"must be a whole number >= 0 or null, not {value!r}")]
+                [
+                    Problem(
+                        f"segmenta.yaml: segments.limits.{name}",
+                        f"must be a whole number from 0 to {MAX_CAP:,}, or null for no cap, not {value!r}",
+                    )
+                ]
             )
         caps[name] = value
     return caps

@@ -12,6 +12,10 @@ for 30 days it expires.
       expiry_days: 30
       import_max_rows: 2000000
       limits: {preset: microsoft}
+      worker: {lease_seconds: 180, interval_seconds: 60}   # a worker's claim, renewed while it refreshes
+
+Every number has bounds (:data:`BOUNDS`); a value outside them is refused (exit 2 / 422)
+naming its key and the range, so one bad setting can never make every worker pass fail.
 """
 
 from __future__ import annotations
@@ -29,6 +33,19 @@ from segmenta.services.limits import limits_from_config
 #: Keys a segment may override (``segment configure``).
 SEGMENT_KEYS = ("refresh_minutes", "expiry_days", "interaction_tables")
 
+_YEAR_MINUTES = 366 * 24 * 60
+#: (lowest, highest) allowed value of every numeric setting, by its last key.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "unused_minutes": (1, _YEAR_MINUTES),
+    "in_use_minutes": (1, _YEAR_MINUTES),
+    "in_use_interaction_minutes": (1, _YEAR_MINUTES),
+    "refresh_minutes": (1, _YEAR_MINUTES),
+    "expiry_days": (1, 3_660),  # ten years
+    "import_max_rows": (1, 100_000_000),
+    "lease_seconds": (2, 3_600),
+    "interval_seconds": (1, 86_400),
+}
+
 
 @dataclass(frozen=True)
 class SegmentConfig:
@@ -42,6 +59,8 @@ class SegmentConfig:
     expiry_days: int = 30
     import_max_rows: int = 2_000_000
     limits: dict[str, int | None] = field(default_factory=lambda: limits_from_config(None))
+    lease_seconds: int = 180  # a worker's claim on a segment it refreshes, renewed every third of it
+    interval_seconds: int = 60  # between worker passes (``segmenta worker``, the scheduler of ``serve``)
 
     @classmethod
     def from_workspace(cls, config: Mapping[str, Any]) -> SegmentConfig:
@@ -50,28 +69,30 @@ class SegmentConfig:
         if not isinstance(raw, Mapping):
             raise RejectedInput([Problem(where, "must be a mapping")])
         refresh = raw.get("refresh") or {}
+        worker = raw.get("worker") or {}
+        for key, value in (("refresh", refresh), ("worker", worker)):
+            if not isinstance(value, Mapping):
+                raise RejectedInput([Problem(f"{where}.{key}", "must be a mapping")])
         return cls(
-            unused_minutes=_positive(refresh.get("unused_minutes", 24 * 60), f"{where}.refresh.unused_minutes"),
-            in_use_minutes=_positive(refresh.get("in_use_minutes", 30), f"{where}.refresh.in_use_minutes"),
-            in_use_interaction_minutes=_positive(
+            unused_minutes=_bounded(refresh.get("unused_minutes", 24 * 60), f"{where}.refresh.unused_minutes"),
+            in_use_minutes=_bounded(refresh.get("in_use_minutes", 30), f"{where}.refresh.in_use_minutes"),
+            in_use_interaction_minutes=_bounded(
                 refresh.get("in_use_interaction_minutes", 60), f"{where}.refresh.in_use_interaction_minutes"
             ),
             interaction_tables=_tables(raw.get("interaction_tables"), f"{where}.interaction_tables"),
-            expiry_days=_positive(raw.get("expiry_days", 30), f"{where}.expiry_days"),
-            import_max_rows=_positive(raw.get("import_max_rows", 2_000_000), f"{where}.import_max_rows"),
+            expiry_days=_bounded(raw.get("expiry_days", 30), f"{where}.expiry_days"),
+            import_max_rows=_bounded(raw.get("import_max_rows", 2_000_000), f"{where}.import_max_rows"),
             limits=limits_from_config(raw.get("limits")),
+            lease_seconds=_bounded(worker.get("lease_seconds", 180), f"{where}.worker.lease_seconds"),
+            interval_seconds=_bounded(worker.get("interval_seconds", 60), f"{where}.worker.interval_seconds"),
         )
 
     def for_segment(self, settings: Mapping[str, Any] | None) -> SegmentConfig:
-        """These settings with a segment's own overrides."""
-        s = settings or {}
-        changes: dict[str, Any] = {}
-        if s.get("refresh_minutes") is not None:
-            changes["refresh_minutes"] = int(s["refresh_minutes"])
-        if s.get("expiry_days") is not None:
-            changes["expiry_days"] = int(s["expiry_days"])
-        if s.get("interaction_tables") is not None:
-            changes["interaction_tables"] = tuple(s["interaction_tables"])
+        """These settings with a segment's own overrides (checked again: a store may hold values from before the bounds)."""
+        checked = check_segment_settings(settings or {}, where="segment setting ")
+        changes: dict[str, Any] = {k: v for k, v in checked.items() if k != "interaction_tables"}
+        if checked.get("interaction_tables") is not None:
+            changes["interaction_tables"] = tuple(checked["interaction_tables"])
         return replace(self, **changes)
 
     def cadence(self, *, in_use: bool, reads_interactions: bool) -> dt.timedelta:
@@ -85,15 +106,15 @@ class SegmentConfig:
         return dt.timedelta(minutes=minutes)
 
 
-def check_segment_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a segment's overrides (``segment configure``)."""
+def check_segment_settings(settings: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+    """Validate a segment's overrides (``segment configure``, ``PATCH .../settings``); None values are left out."""
     out: dict[str, Any] = {}
     for k, v in settings.items():
         if k not in SEGMENT_KEYS:
-            raise RejectedInput([Problem(k, f"unknown setting; settings: {', '.join(SEGMENT_KEYS)}")])
+            raise RejectedInput([Problem(f"{where}{k}", f"unknown setting; settings: {', '.join(SEGMENT_KEYS)}")])
         if v is None:
             continue
-        out[k] = list(_tables(v, k) or ()) if k == "interaction_tables" else _positive(v, k)
+        out[k] = list(_tables(v, f"{where}{k}") or ()) if k == "interaction_tables" else _bounded(v, f"{where}{k}")
     return out
 
 
@@ -123,9 +144,11 @@ def _reads(node: d.Condition | None, table: str, model: Model, tables: tuple[str
     return False
 
 
-def _positive(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RejectedInput([Problem(where, f"must be a whole number >= 1, not {value!r}")])
+def _bounded(value: Any, where: str) -> int:
+    """``value`` if it is a whole number within the bounds of its key (the last part of ``where``)."""
+    lo, hi = BOUNDS[where.rsplit(".", 1)[-1].rsplit(" ", 1)[-1]]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RejectedInput([Problem(where, f"must be a whole number from {lo:,} to {hi:,}, not {value!r}")])
     return value
 
 

@@ -1,11 +1,17 @@
-"""The worker: due refreshes (in dependency order) and expiry, for ``segmenta worker``.
+"""The worker: due refreshes (in dependency order) and expiry, for ``segmenta worker`` and ``serve``.
 
 Several workers may share one store. A worker claims a due segment before refreshing it:
 on PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED`` then a lease, on SQLite (one
-writer at a time) with a conditional UPDATE of the lease. The lease is wall-clock time so a
-crashed worker's claim lapses. The DuckDB file is single-writer across processes, so the
-worker opens the workspace per job (retrying briefly while it is locked) and never holds it
-while idle.
+writer at a time) with a conditional UPDATE of the lease. The lease is wall-clock time and
+short (``segments.worker.lease_seconds``, default 3 minutes); a heartbeat thread renews it
+while the refresh runs, so a killed worker's claim lapses within minutes, and ``segment
+show`` says who holds it until when. The DuckDB file is single-writer across processes, so
+the worker opens the workspace per job (retrying briefly while it is locked) and never
+holds it while idle; inside ``serve`` it uses the service's own workspace instead.
+
+Every per-segment step (the expiry check, the claim, the refresh with its next-refresh
+computation, the release) runs inside its own error handling: one bad segment is reported
+in :attr:`PassReport.failed` and never stops the others.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-import time
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlalchemy import and_, or_, select, update
@@ -26,15 +34,20 @@ from segmenta.errors import SegmentaError
 from segmenta.services.lifecycle_base import RefreshResult, open_workspace
 from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_graph import dependency_order, readers, reference_graph
+from segmenta.services.states import Action, Kind, Status, transition
 from segmenta.store.database import Store, resolve_url
 from segmenta.store.models import Segment, Usage
 
-LEASE = dt.timedelta(minutes=30)
+if TYPE_CHECKING:
+    from segmenta.services.segments import Segments
+
+#: The lease of a worker that does not read the workspace's settings (``segments.worker.lease_seconds``).
+LEASE = dt.timedelta(minutes=3)
 
 
 @dataclass
 class PassReport:
-    """What one pass did."""
+    """What one pass did; ``failed`` lists (segment or step, why) and makes ``worker --once`` exit 1."""
 
     refreshed: list[RefreshResult] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
@@ -46,11 +59,28 @@ def _wall() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _why(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text if isinstance(exc, SegmentaError) else f"{type(exc).__name__}: {text}"
+
+
 class Worker:
-    """Runs due refreshes and expiry checks of one workspace's saved segments."""
+    """Runs due refreshes and expiry checks of one workspace's saved segments.
+
+    ``store`` and ``segments`` (a factory of a :class:`Segments` context) let a host that already
+    holds the workspace and the store, such as the REST service, run passes on them.
+    """
 
     def __init__(
-        self, workspace: str | Path, *, store_url: str | None = None, owner: str | None = None, engine: str | None = None
+        self,
+        workspace: str | Path,
+        *,
+        store_url: str | None = None,
+        owner: str | None = None,
+        engine: str | None = None,
+        store: Store | None = None,
+        segments: Callable[[], AbstractContextManager[Segments]] | None = None,
+        lease: dt.timedelta | None = None,
     ) -> None:
         self.path = Path(workspace)
         self.engine = engine  # overrides segmenta.yaml's engine (the --engine option)
@@ -58,35 +88,62 @@ class Worker:
         ws_config = (yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}) if cfg_file.is_file() else {}
         self.config = SegmentConfig.from_workspace(ws_config)
         self.store_url = store_url
-        self.store = Store(resolve_url(self.path, ws_config, store_url))
+        self._own_store = store is None
+        self.store = store if store is not None else Store(resolve_url(self.path, ws_config, store_url))
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = lease if lease is not None else dt.timedelta(seconds=self.config.lease_seconds)
+        self._segments = segments
 
     def close(self) -> None:
-        self.store.close()
+        if self._own_store:
+            self.store.close()
 
     def run_once(self) -> PassReport:
         report = PassReport()
-        self.touch_used()
-        report.expired = self.expire()
-        for seg_id, name in self.due():
-            if not self.claim(seg_id):
-                report.skipped.append(name)
-                continue
-            try:
-                report.refreshed.append(self._refresh(name))
-            except SegmentaError as exc:
-                report.failed.append((name, str(exc).splitlines()[0]))
-                self._mark_error(seg_id, exc)
-            except Exception as exc:  # e.g. the DuckDB file stayed locked: transient, retried next pass
-                report.failed.append((name, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
-            finally:
-                self.release(seg_id)
+        try:
+            self.touch_used()
+        except Exception as exc:  # noqa: BLE001 - the pass goes on without it
+            report.failed.append(("(last-used times)", _why(exc)))
+        report.expired = self.expire(report)
+        try:
+            due = self.due()
+        except Exception as exc:  # noqa: BLE001 - nothing is known to be due
+            report.failed.append(("(due segments)", _why(exc)))
+            return report
+        for seg_id, name in due:
+            self._one(seg_id, name, report)
         return report
 
-    def run_forever(self, interval: float = 60.0) -> None:  # pragma: no cover - exercised by hand
-        while True:
+    def run_forever(self, interval: float | None = None, *, stop: threading.Event | None = None) -> None:
+        """Passes every ``interval`` seconds (default: the setting) until ``stop`` is set."""
+        stop = stop or threading.Event()
+        wait = float(interval if interval is not None else self.config.interval_seconds)
+        while not stop.is_set():
             self.run_once()
-            time.sleep(interval)
+            stop.wait(wait)
+
+    def _one(self, seg_id: int, name: str, report: PassReport) -> None:
+        """Claim, refresh and release one due segment; any failure is this segment's alone."""
+        try:
+            if not self.claim(seg_id):
+                report.skipped.append(name)
+                return
+        except Exception as exc:  # noqa: BLE001
+            report.failed.append((name, f"could not claim it: {_why(exc)}"))
+            return
+        try:
+            with self._heartbeat(seg_id):
+                report.refreshed.append(self._refresh(seg_id))
+        except SegmentaError as exc:
+            report.failed.append((name, _why(exc)))
+            self._mark_error(seg_id, exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. the DuckDB file stayed locked: transient, retried next pass
+            report.failed.append((name, _why(exc)))
+        finally:
+            try:
+                self.release(seg_id)
+            except Exception as exc:  # noqa: BLE001 - the lease lapses by itself
+                report.failed.append((name, f"could not release its lease: {_why(exc)}"))
 
     # -- steps --------------------------------------------------------------------------
 
@@ -96,24 +153,44 @@ class Worker:
             used = select(Usage.segment_id).where(Usage.active)
             s.execute(update(Segment).where(Segment.id.in_(used)).values(last_used_at=clock.now()))
 
-    def expire(self) -> list[str]:
+    def expire(self, report: PassReport | None = None) -> list[str]:
         """Mark live dynamic segments unused for their expiry period ``expired`` (no data is dropped)."""
-        now = clock.now()
-        done: list[str] = []
         with self.store.session() as s:
             graph = reference_graph(s)
-            live = set(s.scalars(select(Segment.name).where(Segment.status == "live", Segment.deleted_at.is_(None))))
+            live = set(s.scalars(select(Segment.name).where(Segment.status == Status.LIVE, Segment.deleted_at.is_(None))))
             used = set(s.scalars(select(Usage.segment_id).where(Usage.active)))
-            q = select(Segment).where(Segment.status == "live", Segment.kind == "dynamic", Segment.deleted_at.is_(None))
-            for seg in s.scalars(q.with_for_update(skip_locked=True) if self.store.postgres else q):
-                last = max(t for t in (seg.last_used_at, seg.published_at, seg.created_at) if t is not None)
-                days = self.config.for_segment(seg.settings).expiry_days
-                if seg.id in used or any(r in live for r in readers(graph, seg.name)) or now < last + dt.timedelta(days=days):
-                    continue
-                seg.status, seg.status_reason = "expired", f"unused for {days} days (last used {last.isoformat()})"
-                seg.next_refresh_at = None
-                done.append(seg.name)
+            candidates = s.execute(
+                select(Segment.id, Segment.name).where(
+                    Segment.status == Status.LIVE, Segment.kind == Kind.DYNAMIC, Segment.deleted_at.is_(None)
+                )
+            ).all()
+        done: list[str] = []
+        for seg_id, name in candidates:
+            if seg_id in used or any(r in live for r in readers(graph, name)):
+                continue
+            try:
+                if self._expire_one(seg_id):
+                    done.append(name)
+            except Exception as exc:  # noqa: BLE001 - one bad segment never stops the others
+                if report is not None:
+                    report.failed.append((name, f"expiry check: {_why(exc)}"))
         return done
+
+    def _expire_one(self, seg_id: int) -> bool:
+        now = clock.now()
+        with self.store.session() as s:
+            q = select(Segment).where(Segment.id == seg_id, Segment.status == Status.LIVE)
+            seg = s.scalar(q.with_for_update(skip_locked=True) if self.store.postgres else q)
+            if seg is None:
+                return False
+            last = max(t for t in (seg.last_used_at, seg.published_at, seg.created_at) if t is not None)
+            days = self.config.for_segment(seg.settings).expiry_days
+            if now < last + dt.timedelta(days=days):
+                return False
+            seg.status = transition(seg.name, seg.status, Action.EXPIRE)
+            seg.status_reason = f"unused for {days} days (last used {last.isoformat()})"
+            seg.next_refresh_at = None
+            return True
 
     def due(self) -> list[tuple[int, str]]:
         """(id, name) of the segments due for a refresh, readers after the segments they read."""
@@ -125,8 +202,8 @@ class Worker:
 
     def _due_clause(self) -> Any:
         return and_(
-            Segment.status == "live",
-            Segment.kind == "dynamic",
+            Segment.status == Status.LIVE,
+            Segment.kind == Kind.DYNAMIC,
             Segment.deleted_at.is_(None),
             Segment.next_refresh_at <= clock.now(),
             or_(Segment.lease_until.is_(None), Segment.lease_until < _wall()),
@@ -134,7 +211,7 @@ class Worker:
 
     def claim(self, seg_id: int) -> bool:
         """Take the lease on a still-due segment; False if another worker has it or did it."""
-        lease = {"lease_until": _wall() + LEASE, "lease_owner": self.owner}
+        lease = {"lease_until": _wall() + self.lease, "lease_owner": self.owner}
         with self.store.session() as s:
             if self.store.postgres:
                 got = s.scalar(
@@ -147,6 +224,16 @@ class Worker:
             result = s.execute(update(Segment).where(Segment.id == seg_id, self._due_clause()).values(**lease))
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    def renew(self, seg_id: int) -> bool:
+        """Extend this worker's lease on ``seg_id`` by one lease from now; False if it is no longer ours."""
+        with self.store.session() as s:
+            result = s.execute(
+                update(Segment)
+                .where(Segment.id == seg_id, Segment.lease_owner == self.owner)
+                .values(lease_until=_wall() + self.lease)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def release(self, seg_id: int) -> None:
         with self.store.session() as s:
             s.execute(
@@ -155,17 +242,45 @@ class Worker:
                 .values(lease_until=None, lease_owner=None)
             )
 
-    def _refresh(self, name: str) -> RefreshResult:
+    @contextmanager
+    def _heartbeat(self, seg_id: int) -> Iterator[None]:
+        """Renew the lease every third of it while the body runs (a refresh may outlast one lease)."""
+        stop = threading.Event()
+        period = max(self.lease.total_seconds() / 3, 0.1)
+
+        def beat() -> None:
+            while not stop.wait(period):
+                try:
+                    self.renew(seg_id)
+                except Exception:  # noqa: BLE001, S112 - a missed beat is retried; the lease is long enough for two
+                    continue
+
+        thread = threading.Thread(target=beat, name=f"segmenta-lease-{seg_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _refresh(self, seg_id: int) -> RefreshResult:
+        if self._segments is not None:
+            with self._segments() as segs:
+                return segs.refresh(seg_id, trigger="worker")
         from segmenta.services.segments import Segments
 
         ws = open_workspace(self.path, engine=self.engine)
         try:
-            return Segments(ws, self.store).refresh(name, trigger="worker")
+            return Segments(ws, self.store).refresh(seg_id, trigger="worker")
         finally:
             ws.close()
 
     def _mark_error(self, seg_id: int, exc: Exception) -> None:
-        with self.store.session() as s:
-            seg = s.get(Segment, seg_id)
-            if seg is not None and seg.status == "live":
-                seg.status, seg.status_reason, seg.next_refresh_at = "error", str(exc).splitlines()[0][:500], None
+        try:
+            with self.store.session() as s:
+                seg = s.get(Segment, seg_id)
+                if seg is not None and seg.status == Status.LIVE:
+                    seg.status = transition(seg.name, seg.status, Action.FAIL)
+                    seg.status_reason, seg.next_refresh_at = str(exc).splitlines()[0][:500], None
+        except Exception:  # noqa: BLE001, S110 - already reported in the pass; the status is best effort
+            pass
