@@ -32,14 +32,17 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segmenta.engines.base import Cancel, Engine
 from segmenta.errors import EngineError, SegmentaError, UnsupportedFeature
-from segmenta.model.schema import Table
+from segmenta.model.schema import ColumnType, Table
+
+if TYPE_CHECKING:
+    from segmenta.types import MembershipStore
 
 log = logging.getLogger("segmenta.engine.spark")
 
@@ -268,6 +271,12 @@ class SparkEngine(Engine):
         self._parquet_views.pop(name, None)
         if self._views.pop(name, None) is not None:
             self.spark.catalog.dropTempView(name)
+
+    def membership_store(self, segment_id: int, key: str, key_type: ColumnType) -> MembershipStore:
+        """Parquet versions behind one commit file: Spark has no SQL transactions."""
+        from segmenta.membership.files import FileMembership
+
+        return FileMembership(self, segment_id, key, key_type)
 
     def _replace_table(self, name: str, table: Table, data: pa.Table) -> None:
         if name in self.settings.tables:
