@@ -11,8 +11,9 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from segmenta.errors import Problem, RejectedInput
 from segmenta.interfaces.api.auth import SIGNED_IN, AuditRead, UsersAdmin, UsersRead, error_responses
 from segmenta.services import audit
 from segmenta.services.users import MAX_NAME, MAX_PASSWORD, MAX_TOKEN_DAYS
@@ -27,7 +28,7 @@ class NewUser(BaseModel):
     username: str = Field(min_length=1, max_length=MAX_NAME)
     password: str | None = Field(default=None, max_length=MAX_PASSWORD)
     role: str = Field(max_length=20)
-    pii_restricted: bool = False
+    pii_restricted: StrictBool = False
 
 
 class UserChanges(BaseModel):
@@ -37,9 +38,9 @@ class UserChanges(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: str | None = Field(default=None, max_length=20)
     password: str | None = Field(default=None, max_length=MAX_PASSWORD)
-    pii_restricted: bool | None = None
-    disabled: bool | None = None
-    keep_tokens: bool | None = None
+    pii_restricted: StrictBool | None = None
+    disabled: StrictBool | None = None
+    keep_tokens: StrictBool | None = None
 
 
 class NewToken(BaseModel):
@@ -103,6 +104,9 @@ def create_user(body: NewUser, ctx: UsersAdmin) -> dict[str, Any]:
 def update_user(body: UserChanges, ctx: UsersAdmin, username: str = Username) -> dict[str, Any]:
     """Change ``role``, ``password``, ``pii_restricted`` or ``disabled``."""
     changes = body.model_dump(exclude_unset=True)
+    nulls = [Problem(f"/{k}", "must not be null; leave it out to keep it as it is") for k, v in changes.items() if v is None]
+    if nulls:
+        raise RejectedInput(nulls)
     ctx.audit_detail = ", ".join(f"{k}={v}" if k != "password" else "password changed" for k, v in sorted(changes.items()))
     return ctx.service.users.update_user(username, changes, actor=ctx.user)
 
