@@ -8,15 +8,16 @@ once for all of them, after splink's ``DatabaseAPI``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, final
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, final
 
 import pyarrow as pa
 from sqlglot import exp
 
-from segmenta.errors import EngineError
+from segmenta.errors import EngineError, Timeout
 from segmenta.model.schema import ColumnType, Table
 
 if TYPE_CHECKING:
@@ -31,6 +32,10 @@ class Engine(ABC):
     #: sqlglot dialect the engine speaks.
     dialect: str = ""
 
+    #: Seconds one query (:meth:`run`) may take before it is cancelled and :class:`Timeout` raised;
+    #: ``limits.statement_timeout_s`` in ``segmenta.yaml`` (see :func:`configure_limits`), None for no limit.
+    statement_timeout_s: float | None = 30.0
+
     @final
     def sql(self, query: exp.Expr) -> str:
         """``query`` rendered in this engine's dialect, with the dialect's rewrites (compiler/dialects.py)."""
@@ -39,14 +44,36 @@ class Engine(ABC):
         return render(query, dialect=self.dialect, pretty=False)
 
     @final
-    def run(self, query: exp.Expr | str) -> pa.Table:
-        """Execute a query and return its rows as Arrow."""
+    def run(self, query: exp.Expr | str, *, timeout_s: float | None = None) -> pa.Table:
+        """Execute a query and return its rows as Arrow.
+
+        A query running longer than ``timeout_s`` (default :attr:`statement_timeout_s`) is
+        cancelled through the engine's :meth:`_execute_cancellable` hook and raises
+        :class:`~segmenta.errors.Timeout`; the engine stays usable for the next query.
+        """
         sql = query if isinstance(query, str) else self.sql(query)
+        limit = self.statement_timeout_s if timeout_s is None else timeout_s
         start = time.perf_counter()
+        cancel = Cancel()
+        timer = threading.Timer(limit, cancel.fire) if limit else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
-            result = self._execute(sql)
+            result = self._execute_cancellable(sql, cancel)
         except Exception as exc:  # wrap engine-specific errors once, with the SQL
+            if cancel.fired:
+                raise Timeout(
+                    f"the query ran longer than the limit of {limit:g} s (setting limits.statement_timeout_s) and was "
+                    "cancelled; narrow the segment, or raise the limit",
+                    sql=sql,
+                    limit_s=limit,
+                ) from exc
             raise EngineError(f"{type(self).__name__} failed: {exc}", sql=sql) from exc
+        finally:
+            cancel.close()
+            if timer is not None:
+                timer.cancel()
         log.debug("ran in %.1f ms: %s", (time.perf_counter() - start) * 1000, sql)
         return result
 
@@ -77,6 +104,20 @@ class Engine(ABC):
 
     @abstractmethod
     def _execute(self, sql: str) -> pa.Table: ...
+
+    def _execute_cancellable(self, sql: str, cancel: Cancel) -> pa.Table:
+        """Hook for :meth:`run`: execute ``sql``, registering with ``cancel.on_cancel`` how to stop it.
+
+        The default interrupts through :meth:`_interrupt` (the engine's own connection). An
+        engine whose queries run elsewhere (a pooled connection, a Spark job group) overrides
+        this to register a stop for exactly this query.
+        """
+        cancel.on_cancel(self._interrupt)
+        return self._execute(sql)
+
+    def _interrupt(self) -> None:
+        """Hook: stop the statement running on this engine now (called from a timer thread); default: cannot."""
+        log.warning("%s cannot cancel a running statement; it runs to its end", type(self).__name__)
 
     def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
         """Hook for :meth:`execute`: run the statements (no result) in one transaction, commit, or roll back on error."""
@@ -111,3 +152,51 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+class Cancel:
+    """How a running statement is stopped at its time limit: a one-shot, thread-safe trigger.
+
+    The engine registers stops with :meth:`on_cancel` while the statement runs; :meth:`fire`
+    (the timer) calls them, and :meth:`close` (the statement is over) makes later fires do
+    nothing, so a late timer never interrupts the next statement on the same connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stops: list[Callable[[], None]] = []
+        self._open = True
+        self.fired = False
+
+    def on_cancel(self, stop: Callable[[], None]) -> None:
+        """Call ``stop`` when the limit is reached (at once, if it already was)."""
+        with self._lock:
+            if not self.fired:
+                self._stops.append(stop)
+                return
+            stop_now = self._open
+        if stop_now:
+            stop()
+
+    def fire(self) -> None:
+        with self._lock:
+            if not self._open or self.fired:
+                return
+            self.fired = True
+            for stop in self._stops:
+                try:
+                    stop()
+                except Exception:  # pragma: no cover - a failing stop must not kill the timer thread
+                    log.exception("could not cancel a statement")
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+
+def configure_limits(engine: Engine, config: Mapping[str, Any]) -> Engine:
+    """Apply ``limits.statement_timeout_s`` of ``segmenta.yaml`` (``config``) to ``engine``; returns it."""
+    from segmenta.model.validate import statement_timeout_from_config
+
+    engine.statement_timeout_s = statement_timeout_from_config(config.get("limits"))
+    return engine
