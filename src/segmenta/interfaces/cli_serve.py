@@ -31,8 +31,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Run due refreshes and expiry in-process (worker passes)")
+    ] = True,
+    scheduler_interval: Annotated[
+        float | None,
+        typer.Option(min=1, max=86_400, help="Seconds between passes (default: segments.worker.interval_seconds, 60)"),
+    ] = None,
 ) -> None:
-    """Serve the REST API (/api, docs at /docs) and the web segment builder (/) over this workspace."""
+    """Serve the REST API (/api, docs at /docs) and the web segment builder (/) over this workspace.
+
+    By default it also refreshes due dynamic segments and marks unused ones expired, as
+    `segmenta worker` does, every 60 seconds, so no separate worker is needed.
+    """
     import uvicorn
 
     from segmenta.interfaces.api.app import create_app
@@ -41,13 +52,51 @@ def serve(
     with errors():
         service = Service(workspace_path())
         first = service.users.ensure_admin()
+        web = create_app(service=service)
+        every = with_scheduler(web, service, scheduler_interval) if scheduler else None
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/"
     if first is not None:
         typer.echo(first_start_message(first.username, first.password, first.token, url))  # plain: no wrapping of secrets
     typer.echo(f"segmenta serving {service.ws.path} at {url} (API docs: {url}docs)")
+    typer.echo(f"refresh scheduler: every {every:g} s" if every is not None else "refresh scheduler: off (--no-scheduler)")
     logging.getLogger("segmenta").setLevel(logging.WARNING)
-    uvicorn.run(create_app(service=service), host=host, port=port, log_level=log_level)
+    uvicorn.run(web, host=host, port=port, log_level=log_level)
+
+
+def with_scheduler(web: Any, service: Any, interval: float | None) -> float:
+    """Run worker passes beside ``web`` while it serves: started after startup, stopped before the service closes.
+
+    Each refresh takes the service's write lock and its workspace, as a request would. Returns the interval.
+    """
+    from contextlib import asynccontextmanager, contextmanager
+
+    from starlette.concurrency import run_in_threadpool
+
+    from segmenta.services.worker import Scheduler, Worker
+
+    @contextmanager
+    def segments() -> Any:
+        with service.write_lock, service.segments() as segs:
+            yield segs
+
+    worker = Worker(service.ws.path, store=service.store, store_url=service.store_url, segments=segments)
+    every = float(interval if interval is not None else worker.config.interval_seconds)
+    sched = Scheduler(worker, every)
+    inner = web.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        async with inner(app) as state:
+            sched.start()
+            try:
+                yield state
+            finally:
+                await run_in_threadpool(sched.stop)
+
+    web.router.lifespan_context = lifespan
+    web.state.scheduler = sched
+    return every
 
 
 # -- local user administration (whoever can open the workspace is its administrator) --------

@@ -17,6 +17,7 @@ in :attr:`PassReport.failed` and never stops the others.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import threading
@@ -40,6 +41,8 @@ from segmenta.store.models import Segment, Usage
 
 if TYPE_CHECKING:
     from segmenta.services.segments import Segments
+
+log = logging.getLogger("segmenta.worker")
 
 #: The lease of a worker that does not read the workspace's settings (``segments.worker.lease_seconds``).
 LEASE = dt.timedelta(minutes=3)
@@ -93,6 +96,8 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = lease if lease is not None else dt.timedelta(seconds=self.config.lease_seconds)
         self._segments = segments
+        #: Set to end a pass early (between segments) and :meth:`run_forever`.
+        self.stopping = threading.Event()
 
     def close(self) -> None:
         if self._own_store:
@@ -111,16 +116,23 @@ class Worker:
             report.failed.append(("(due segments)", _why(exc)))
             return report
         for seg_id, name in due:
+            if self.stopping.is_set():  # shutting down: the rest stays due for the next pass
+                break
             self._one(seg_id, name, report)
         return report
 
-    def run_forever(self, interval: float | None = None, *, stop: threading.Event | None = None) -> None:
-        """Passes every ``interval`` seconds (default: the setting) until ``stop`` is set."""
-        stop = stop or threading.Event()
+    def run_forever(self, interval: float | None = None) -> None:
+        """Passes every ``interval`` seconds (default: the setting) until :attr:`stopping` is set."""
         wait = float(interval if interval is not None else self.config.interval_seconds)
-        while not stop.is_set():
-            self.run_once()
-            stop.wait(wait)
+        while not self.stopping.is_set():
+            try:
+                report = self.run_once()
+            except Exception:  # noqa: BLE001 - a scheduler outlives one bad pass (the store was unreachable...)
+                log.exception("segmenta scheduler: the worker pass failed")
+            else:
+                for name, why in report.failed:
+                    log.warning("segmenta scheduler: %s: %s", name, why)
+            self.stopping.wait(wait)
 
     def _one(self, seg_id: int, name: str, report: PassReport) -> None:
         """Claim, refresh and release one due segment; any failure is this segment's alone."""
@@ -284,3 +296,28 @@ class Worker:
                     seg.status_reason, seg.next_refresh_at = str(exc).splitlines()[0][:500], None
         except Exception:  # noqa: BLE001, S110 - already reported in the pass; the status is best effort
             pass
+
+
+class Scheduler:
+    """Worker passes on a background thread every ``interval`` seconds (``segmenta serve``), until :meth:`stop`."""
+
+    def __init__(self, worker: Worker, interval: float | None = None) -> None:
+        self.worker = worker
+        self.interval = interval
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.worker.run_forever, args=(self.interval,), name="segmenta-scheduler")
+        self._thread.daemon = True  # never keeps a dying process alive; stop() is the clean way out
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the segment being refreshed (no new one starts), then end the thread."""
+        self.worker.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.worker.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
