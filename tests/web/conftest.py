@@ -154,3 +154,33 @@ def wait_estimate(pg, expected: str) -> None:
 
 def cookies(pg) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{c['name']}={c['value']}" for c in pg.context.cookies())}
+
+
+# -- the service through its API, with the signed-in page's session ----------------------------
+
+
+def create(pg, srv, name: str, definition: dict[str, Any], *, publish: bool = False) -> dict[str, Any]:
+    base, headers = srv["base"], cookies(pg)
+    r = httpx.post(f"{base}/api/segments", json={"definition": {**definition, "name": name}}, headers=headers)
+    assert r.status_code == 201, r.text
+    seg = r.json()
+    if publish:
+        r = httpx.post(f"{base}/api/segments/{seg.get('id') or name}/publish", headers=headers)
+        assert r.status_code == 200, r.text
+    return get(pg, srv, str(seg.get("id") or name))
+
+
+def get(pg, srv, ref: str) -> dict[str, Any]:
+    r = httpx.get(f"{srv['base']}/api/segments/{ref}", headers=cookies(pg))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def estimate(pg, srv, definition: dict[str, Any]) -> int:
+    r = httpx.post(f"{srv['base']}/api/definitions/estimate", json={"definition": definition}, headers=cookies(pg))
+    assert r.status_code == 200, r.text
+    return r.json()["count"]
+
+
+def ref_of(seg: dict[str, Any]) -> str:
+    return str(seg.get("id") or seg["name"])

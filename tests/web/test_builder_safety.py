@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.conftest import by_id, cookies, shot, sign_in, wait_estimate
+from tests.web.conftest import by_id, cookies, create, estimate, get, ref_of, shot, sign_in, wait_estimate
 
 pytestmark = pytest.mark.browser
 
@@ -19,33 +19,6 @@ G0 = "/groups/0/where/all/0"
 
 def tier(value: str) -> dict[str, Any]:
     return {"audience": "contact", "groups": [{"where": {"attribute": "tier", "op": "eq", "value": value}}]}
-
-
-def create(pg, srv, name: str, definition: dict[str, Any], *, publish: bool = False) -> dict[str, Any]:
-    base, headers = srv["base"], cookies(pg)
-    r = httpx.post(f"{base}/api/segments", json={"definition": {**definition, "name": name}}, headers=headers)
-    assert r.status_code == 201, r.text
-    seg = r.json()
-    if publish:
-        r = httpx.post(f"{base}/api/segments/{seg.get('id') or name}/publish", headers=headers)
-        assert r.status_code == 200, r.text
-    return get(pg, srv, str(seg.get("id") or name))
-
-
-def get(pg, srv, ref: str) -> dict[str, Any]:
-    r = httpx.get(f"{srv['base']}/api/segments/{ref}", headers=cookies(pg))
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def estimate(pg, srv, definition: dict[str, Any]) -> int:
-    r = httpx.post(f"{srv['base']}/api/definitions/estimate", json={"definition": definition}, headers=cookies(pg))
-    assert r.status_code == 200, r.text
-    return r.json()["count"]
-
-
-def ref_of(seg: dict[str, Any]) -> str:
-    return str(seg.get("id") or seg["name"])
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import { showList, renderList } from "./list.js";
 import { M } from "./model.js";
 import { go, onRoute, route } from "./router.js";
 import {
-  changed, discardDraft, loadDetails, membersNext, membersPrev, newList, openNew, openSegment, publish,
+  changed, discardDraft, loadDetails, loadMembers, membersNext, membersPrev, newList, openNew, openSegment, publish,
   restoreDraft, save, segmentAction, show, upload,
 } from "./segment.js";
 import { S } from "./state.js";
@@ -117,6 +117,7 @@ function wire() {
   $("#make-ready").addEventListener("click", async () => { await segmentAction("activate", { status_reason: "ready" }); S.saved.reactivating = false; loadDetails(); });
   $("#members-prev").addEventListener("click", membersPrev);
   $("#members-next").addEventListener("click", membersNext);
+  $("#members-size").addEventListener("change", () => loadMembers(0));
   $("#upload-form").addEventListener("submit", upload);
   $("#draft-restore").addEventListener("click", restoreDraft);
   $("#draft-discard").addEventListener("click", discardDraft);

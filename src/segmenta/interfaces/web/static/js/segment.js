@@ -13,7 +13,7 @@ import { M, colLabel, tableLabel } from "./model.js";
 import { replaceQuietly } from "./router.js";
 import { S } from "./state.js";
 
-const PAGE = 10;
+const pageSize = () => Number($("#members-size").value) || 10;
 
 export function show(view) {
   for (const id of ["login-view", "list-view", "builder-view"]) $(`#${id}`).hidden = id !== view;
@@ -239,14 +239,18 @@ function renderFacts(seg) {
   const facts = [];
   const usedBy = seg.used_by;
   if (Array.isArray(usedBy)) {
-    const names = usedBy.map((u) => (typeof u === "string" ? u : u.name || `${u.kind || "segment"} ${u.id ?? ""}`));
-    facts.push(["Used by", names.length ? names.join(", ") : "nothing"]);
+    const items = usedBy.map((u) => {
+      if (typeof u === "string") return u;
+      const label = `${u.name || u.id}${u.kind && u.kind !== "segment" ? ` (${u.kind})` : ""}`;
+      return u.kind === "segment" || !u.kind ? el("a", { href: `#/segments/${segRef(u)}`, text: label, class: "used-by" }) : label;
+    });
+    facts.push(["Used by", items.length ? items.flatMap((x, i) => (i ? [", ", x] : [x])) : "nothing"]);
   }
   if (seg.next_refresh_at) facts.push(["Next refresh", fmtTime(seg.next_refresh_at)]);
   else if ("next_refresh_at" in seg && seg.kind === "dynamic") facts.push(["Next refresh", seg.status === "live" ? "not scheduled" : "after publishing"]);
   if (seg.expires_at) facts.push(["Expires", fmtTime(seg.expires_at)]);
   if (seg.last_refreshed_at) facts.push(["Last refresh", fmtTime(seg.last_refreshed_at)]);
-  $("#facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-fact": k })]));
+  $("#facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k }, v)]));
   $("#reactivate").hidden = seg.status !== "expired";
   $("#make-ready").hidden = !(seg.status === "draft" && seg.status_reason === "draft" && S.saved && S.saved.reactivating);
   $("#refresh-stale").hidden = !seg.stale;
@@ -261,7 +265,7 @@ export async function loadMembers(offset) {
   const ref = segRef(seg);
   const defn = S.def && S.def.groups !== null ? S.def : { audience: seg.audience, groups: [] };
   const columns = usedColumns(defn);
-  const q = new URLSearchParams({ offset: String(offset), limit: String(PAGE) });
+  const q = new URLSearchParams({ offset: String(offset), limit: String(pageSize()) });
   if (columns.length) q.set("columns", columns.join(","));
   $("#members-export").href = `/api/segments/${ref}/members.csv${columns.length ? `?columns=${encodeURIComponent(columns.join(","))}` : ""}`;
   try {
@@ -282,8 +286,8 @@ export async function loadMembers(offset) {
     $("#members").replaceChildren(el("p", { class: "error", text: e.message }));
   }
 }
-export const membersPrev = () => loadMembers(Math.max(0, memberOffset - PAGE));
-export const membersNext = () => loadMembers(memberOffset + PAGE);
+export const membersPrev = () => loadMembers(Math.max(0, memberOffset - pageSize()));
+export const membersNext = () => loadMembers(memberOffset + pageSize());
 
 export async function upload(ev) {
   ev.preventDefault();
