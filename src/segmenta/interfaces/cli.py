@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from segmenta.errors import RejectedInput, SegmentaError
+from segmenta.errors import Problem, RejectedInput, SegmentaError
 from segmenta.workspace import Workspace, default_workspace
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="segmenta: customer segments over your data.")
@@ -48,7 +48,9 @@ def _main(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="duckdb, spark or postgres [default: 'engine' in the workspace's segmenta.yaml, else duckdb]"),
+        typer.Option(
+            "--engine", help="duckdb, spark or postgres [default: 'engine' in the workspace's segmenta.yaml, else duckdb]"
+        ),
     ] = None,
     store: Annotated[
         str | None,
@@ -201,13 +203,20 @@ def preview(
 
 
 def write_keys(path: Path, key: str, keys: list[Any]) -> None:
-    """A one-column CSV of keys headed by the key column's name."""
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([key])
-        writer.writerows([k] for k in keys)
-    tmp.replace(path)
+    """A one-column CSV of keys headed by the key column's name.
+
+    Written through :func:`segmenta.fileio.atomic_output`: an exclusively created temporary
+    file beside ``path`` (no planted ``.partial`` symlink is followed), renamed over it when complete.
+    """
+    from segmenta.fileio import atomic_output
+
+    try:
+        with atomic_output(path) as fh:
+            writer = csv.writer(fh)
+            writer.writerow([key])
+            writer.writerows([k] for k in keys)
+    except OSError as exc:
+        raise RejectedInput([Problem(str(path), f"cannot write the keys: {exc.strerror or exc}")]) from None
 
 
 def _progress() -> Progress:
