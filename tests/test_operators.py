@@ -719,3 +719,27 @@ def test_case_is_ignored_character_by_character(make_ws: WorkspaceFactory) -> No
         definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
         assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
         assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where
+
+
+def test_a_backslash_in_a_text_value_is_literal(make_ws: WorkspaceFactory) -> None:
+    """PostgreSQL's LIKE escapes with a backslash unless told otherwise: 'C:\\new' must not mean 'C:new'."""
+    people = [
+        _person(pid, name, 0, None, None, None, None, None, None, None)
+        for pid, name in ((1, "C:\\new"), (2, "C:new"), (3, "a\\%b"), (4, "a%b"), (5, "\\"))
+    ]
+    data = {"account": [], "person": people, "purchase": []}
+    ws = make_ws(model=MODEL)
+    for name, rows in data.items():
+        ws.engine.replace_table(name, MODEL.table(name), pa.Table.from_pylist(rows, schema=arrow_schema(MODEL.table(name))))
+    for where, expected in [
+        (cond("name", "starts_with", "C:\\"), [1]),
+        (cond("name", "contains", "\\n"), [1]),
+        (cond("name", "ends_with", "\\%b"), [3]),
+        (cond("name", "contains", "\\"), [1, 3, 5]),
+        (cond("name", "not_contains", "\\"), [2, 4]),
+        (cond("name", "starts_with", "a\\", case_sensitive=True), [3]),
+        (cond("name", "eq", "\\"), [5]),
+    ]:
+        definition = parse_definition({"audience": "person", "groups": [{"where": where}]}, MODEL)
+        assert ws.evaluate(definition, as_of=AS_OF).keys == expected, where
+        assert reference.evaluate(MODEL, data, definition, as_of=AS_OF) == expected, where

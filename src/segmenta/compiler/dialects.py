@@ -32,8 +32,8 @@ def _spark_array_size(node: exp.Expr) -> exp.Expr:
     return node
 
 
-def _spark_like_escape(node: exp.Expr) -> exp.Expr:
-    # Spark's LIKE treats a backslash as the escape character unless ESCAPE names another,
+def _like_escape(node: exp.Expr) -> exp.Expr:
+    # Spark's and PostgreSQL's LIKE treat a backslash as the escape character unless ESCAPE names another,
     # so a value holding a backslash would mean something else (or fail). The compiler only
     # writes ESCAPE when the pattern needs it, and then with the same character: a pattern
     # without ESCAPE holds no '!', so naming it is always safe.
@@ -57,9 +57,9 @@ def _spark_lower_per_code_point(node: exp.Expr) -> exp.Expr:
 
 #: Per dialect, rewrites applied to the tree before rendering.
 REWRITES: dict[str, tuple[Rewrite, ...]] = {
-    "postgres": (_postgres_array_size,),
-    "spark": (_spark_array_size, _spark_lower_per_code_point, _spark_like_escape),
-    "databricks": (_spark_array_size, _spark_lower_per_code_point, _spark_like_escape),
+    "postgres": (_postgres_array_size, _like_escape),
+    "spark": (_spark_array_size, _spark_lower_per_code_point, _like_escape),
+    "databricks": (_spark_array_size, _spark_lower_per_code_point, _like_escape),
 }
 
 

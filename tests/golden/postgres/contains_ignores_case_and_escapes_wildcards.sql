@@ -5,7 +5,7 @@ WHERE
   "t0"."statecode" = 0
   AND (
     (
-      LOWER("t0"."jobtitle") LIKE LOWER('%MANAGER%')
+      LOWER("t0"."jobtitle") LIKE LOWER('%MANAGER%') ESCAPE '!'
       OR LOWER("t0"."jobtitle") LIKE LOWER('R!_D%') ESCAPE '!'
     )
   )

@@ -3,7 +3,7 @@ SELECT
 FROM "lead" AS "t0"
 WHERE
   (
-    LOWER("t0"."subject") LIKE LOWER('%demo%')
+    LOWER("t0"."subject") LIKE LOWER('%demo%') ESCAPE '!'
     AND "t0"."parentaccountid" IN (
       SELECT
         "t1"."accountid"
