@@ -358,6 +358,8 @@ class PostgresEngine(Engine):
                 exp.Create(this=exp.Schema(this=target.copy(), expressions=columns), kind="TABLE").sql(dialect="postgres")
             )
             _copy_in(conn, target, data.select(list(table.columns)))
+            # Fresh statistics, so that the first segment after a load is planned on the real row counts.
+            conn.execute(f"ANALYZE {target.sql(dialect='postgres')}")
 
     def stage(self, name: str, data: pa.Table) -> exp.Table:
         """Put ``data`` in table ``name`` of the meta schema (replacing it) and return that table, for SQL to join."""
