@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -69,3 +70,43 @@ def test_out_into_a_missing_directory_is_a_clear_error(ws: Path, tmp_path: Path)
     assert r.returncode == 2
     assert r.stderr == f"{out}: cannot write the keys: No such file or directory\n"
     assert not out.parent.exists()
+
+
+def test_a_fresh_workspace_is_private_to_its_owner(tmp_path: Path, conformance_dir: Path) -> None:
+    # Under the usual umask 022, files would be created 0644 (world-readable) unless segmenta sees to it.
+    ws = tmp_path / "ws"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(
+            [sys.executable, "-m", "segmenta", "--workspace", str(ws), *args],
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: os.umask(0o022),
+        )
+        assert r.returncode == 0, r.stderr
+        return r
+
+    cli("init", "--model", str(conformance_dir / "model.yaml"))
+    cli("load", "contact", str(conformance_dir / "data" / "contact.csv"))
+    seg = tmp_path / "all.json"
+    seg.write_text(json.dumps({"name": "everyone", "audience": "contact", "groups": [{"where": {"all": []}}]}))
+    cli("segment", "create", str(seg))
+    cli("segment", "publish", "everyone")
+    members = tmp_path / "members.csv"
+    cli("segment", "members", "everyone", "--out", str(members))
+
+    assert mode(ws) == 0o700
+    files = {p.name: mode(p) for p in ws.iterdir() if p.is_file()}
+    for name in ("model.yaml", "segmenta.yaml", "data.duckdb", "store.sqlite"):
+        assert files.get(name) == 0o600, f"{name}: {files}"
+    assert {name: m for name, m in files.items() if m & 0o077} == {}  # nothing readable by others, WAL files included
+    assert mode(members) == 0o600
+
+
+def test_workspace_in_an_existing_directory_is_made_private(tmp_path: Path, conformance_dir: Path) -> None:
+    ws = tmp_path / "existing"
+    ws.mkdir(mode=0o755)
+    r = segmenta("--workspace", str(ws), "init", "--model", str(conformance_dir / "model.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert mode(ws) == 0o700
+    assert mode(ws / "model.yaml") == mode(ws / "data.duckdb") == 0o600

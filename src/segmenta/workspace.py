@@ -30,6 +30,7 @@ from segmenta.compiler.compile import SegmentSource, compile_definition
 from segmenta.engines.base import Engine
 from segmenta.engines.select import make_engine, new_workspace_config
 from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
+from segmenta.fileio import make_private, private_dir
 from segmenta.model.definition import Definition
 from segmenta.model.schema import Model
 from segmenta.model.validate import load_definition_text, parse_definition
@@ -129,10 +130,12 @@ class Workspace:
             raise RejectedInput(f"--contacts must be at least 1, not {contacts}")
         config, previous = _initial_config(path / CONFIG_FILE, settings, engine)
         created = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path)  # 0700: the store holds password hashes and tokens, the data customer records
         try:
             (path / MODEL_FILE).write_text(yaml.safe_dump(chosen.to_data(), sort_keys=False), encoding="utf-8")
             (path / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+            make_private(path / MODEL_FILE)
+            make_private(path / CONFIG_FILE)
             ws = cls.open(path)
             for name, table in chosen.tables.items():
                 if name not in ws.engine.tables():

@@ -147,6 +147,15 @@ class DuckDBEngine(Engine):
         config = {"memory_limit": f"{self.settings.memory_bytes // 2**20}MiB", "threads": self.settings.threads}
         self.con = duckdb.connect(self.path, read_only=read_only, config=config)
         self.con.execute("SET TimeZone = 'UTC'")
+        if self.path != ":memory:" and not read_only:
+            self._make_files_private()
+
+    def _make_files_private(self) -> None:
+        # Customer records: the owner's only (0600). DuckDB creates its files with the umask's mode.
+        from segmenta.fileio import make_private
+
+        for suffix in ("", ".wal"):
+            make_private(self.path + suffix)
 
     def _execute(self, sql: str) -> pa.Table:
         try:
@@ -201,6 +210,8 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+        if self.path != ":memory:" and Path(self.path + ".wal").exists():
+            self._make_files_private()
 
 
 def arrow_result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:

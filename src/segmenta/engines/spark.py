@@ -344,13 +344,17 @@ def write_version(table_dir: Path, data: pa.Table, *, rows_per_file: int = 2_000
     Older versions are removed, except the one just replaced: a reader that read the old
     pointer a moment ago can still finish.
     """
-    table_dir.mkdir(parents=True, exist_ok=True)
+    from segmenta.fileio import make_private, private_dir
+
+    private_dir(table_dir)  # customer records: the owner's only (0700 / 0600)
     version = f"v-{uuid.uuid4().hex}"
     staging = table_dir / f".{version}.tmp"
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     try:
         for i, start in enumerate(range(0, max(data.num_rows, 1), rows_per_file)):
-            pq.write_table(data.slice(start, rows_per_file), staging / f"part-{i:05d}.parquet", row_group_size=256_000)
+            part = staging / f"part-{i:05d}.parquet"
+            pq.write_table(data.slice(start, rows_per_file), part, row_group_size=256_000)
+            make_private(part)
         staging.rename(table_dir / version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

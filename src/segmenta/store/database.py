@@ -75,6 +75,17 @@ def create_store_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable against a crashed process
             cur.close()
 
+        db_file = engine.url.database
+
+        @event.listens_for(engine, "connect")
+        def _private(_dbapi_con: Any, _record: Any) -> None:
+            # Password hashes and tokens live here: the owner's only (0600), the WAL files too.
+            if db_file and db_file != ":memory:":
+                from segmenta.fileio import make_private
+
+                for suffix in ("", "-wal", "-shm"):
+                    make_private(db_file + suffix)
+
         return engine
     return create_engine(url, pool_pre_ping=True)
 
