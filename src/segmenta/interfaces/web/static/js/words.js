@@ -25,5 +25,7 @@ export function humanize(message) {
   m = m.replace(/'([a-z_]+)'/g, (all, word) => (labels[word] ? `“${labels[word]}”` : `“${word}”`));
   m = m.replace(/\bnot (\[[^\]]*\]|\{[^}]*\}|null)/g, (all, v) => (v === "null" ? "not empty" : `not ${v.replace(/[[\]{}"]/g, "")}`));
   m = m.replace(/\bnull\b/g, "empty");
+  m = m.replace(/"([^"]*)"/g, "“$1”");
+  m = m.replace(/\[([^\]]*)\]/g, "$1").replace(/\{([^}]*)\}/g, "$1");
   return m.charAt(0).toUpperCase() + m.slice(1);
 }
