@@ -100,6 +100,9 @@ def test_the_openapi_document_states_the_statuses_of_these_routes(store_api: tup
     }
     for (method, path), codes in want.items():
         assert codes <= set(paths[path][method]["responses"]), (method, path, sorted(paths[path][method]["responses"]))
+    for path, methods in paths.items():  # the body cap answers before any route runs
+        for method, operation in methods.items():
+            assert "413" in operation["responses"], (method, path)
     login = paths["/api/auth/login"]["post"]["responses"]["429"]
     assert "Retry-After" in login["headers"]
     patch = paths["/api/users/{username}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]

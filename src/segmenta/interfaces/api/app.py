@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segmenta.errors import Problem, RejectedInput
 from segmenta.interfaces.api import errors
+from segmenta.interfaces.api.auth import error_responses
 from segmenta.interfaces.api.routers import auth, definitions, members, model, segments, users, worker
 from segmenta.interfaces.api.runtime import Service
 from segmenta.services.users import Throttle
@@ -359,6 +360,8 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
         docs_url=None,  # our own /docs below: local assets, no inline script
         openapi_url="/openapi.json",
         redoc_url=None,
+        # Any route can answer 413 (BodyCap, before the route runs).
+        responses=error_responses(413),
     )
     app.state.service = svc
     app.state.http_settings = settings
