@@ -86,6 +86,11 @@ def test_a_refresh_killed_part_way_leaves_the_previous_membership(life: Lifecycl
     sigkill_when(marker, proc, timeout=120, what="its transaction")
     assert life.members("UK contacts") == [1, 3, 5]
     assert life.json("segment", "history", "UK contacts", "--record", "7") == []
+    # the killed run does not stay running: its owner is gone and nothing was committed
+    runs = life.json("segment", "history", "UK contacts")
+    assert [(r["status"], (r["message"] or "").split(":")[0]) for r in runs] == [("done", ""), ("error", "interrupted")]
+    info = life.json("segment", "show", "UK contacts")
+    assert (info["status"], info["size"]) == ("live", 3)
     life.run("segment", "refresh", "UK contacts", now="2026-10-02T00:00:00")
     assert life.members("UK contacts") == [3, 5, 7]
     runs = [r for r in life.json("segment", "history", "UK contacts") if r["status"] == "done"]

@@ -4,6 +4,7 @@ stored membership, list changes, the ``in_segment`` source and the audit trail."
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from sqlalchemy.orm import Session
 from sqlglot import exp
 
 from segmenta import clock
-from segmenta.errors import DefinitionError, EngineError, NotFound, Problem, RejectedInput
+from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
+from segmenta.membership import Changes, MembershipStore, membership_for
+from segmenta.membership.owners import RunOwner, owner_alive
 from segmenta.model.schema import ColumnType, hint
 from segmenta.model.validate import parse_definition
-from segmenta.services.membership_store import Membership, membership_for
 from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_views import SegmentViews
 from segmenta.store.database import Store
@@ -27,6 +29,8 @@ from segmenta.workspace import Workspace
 
 #: Test-only hook: a path; a refresh creates it inside its engine transaction, then hangs (to be killed).
 HANG_ENV = "SEGMENTA_TEST_HANG_IN_REFRESH"
+
+log = logging.getLogger("segmenta.lifecycle")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,10 @@ class SegmentsBase(SegmentViews):
         self.store = store
         self.config = SegmentConfig.from_workspace(ws.config)
         ws.segment_source = self.source
+        try:
+            self.reconcile()  # a crash may have left the store behind the membership: one truth first
+        except Exception as exc:  # noqa: BLE001 - opening must not fail on it; the next open tries again
+            log.warning("could not reconcile refresh runs: %s", exc)
 
     # -- lookup -------------------------------------------------------------------------
 
@@ -88,9 +96,9 @@ class SegmentsBase(SegmentViews):
             raise NotFound([Problem(seg.name, f"has no version {version} (versions 1..{seg.current_version})")])
         return row.definition
 
-    def membership(self, seg: Segment) -> Membership:
+    def membership(self, seg: Segment) -> MembershipStore:
         table = self.ws.model.table(seg.audience)
-        return membership_for(self.ws.engine, seg.id, table.key, table.column(table.key).type)  # type: ignore[no-any-return]
+        return membership_for(self.ws.engine, seg.id, table.key, table.column(table.key).type)
 
     def _audit(self, s: Session, seg: Segment | None, action: str, detail: str) -> None:
         s.add(AuditEntry(at=clock.now(), segment_id=seg.id if seg else None, action=action, detail=detail))
@@ -131,25 +139,27 @@ class SegmentsBase(SegmentViews):
         defn = parse_definition(raw, self.ws.model)
         query = self._compile(defn)  # type: ignore[attr-defined]
         at = clock.now()
-        run_id = self._start_run(seg, version, trigger, at)
-        m = self.membership(seg)
-        try:
-            # Everything that can fail runs before the membership commit, so a failure changes nothing.
-            next_at = self._next_refresh_at(seg_id, version, at)
-            m.replace(query, run_id=run_id, at=at, version=version, before_commit=_test_hang)
-            entered, exited = m.changes(run_id)
-            size = m.size()
-        except Exception as exc:
-            self._fail_run(seg_id, run_id, exc)
-            raise
-        with self.store.session() as s:
-            seg = s.get(Segment, seg_id)
-            assert seg is not None
-            self._finish_run(s, run_id, size, entered, exited)
-            seg.status, seg.status_reason = "live", "ready"
-            seg.size, seg.live_version, seg.last_refresh_at = size, version, at
-            seg.next_refresh_at = next_at
-        return RefreshResult(seg.name, size, entered, exited, version, run_id)
+        with RunOwner(self.ws.path) as owner:
+            run_id = self._start_run(seg, version, trigger, at, owner=owner)
+            m = self.membership(seg)
+            try:
+                # Everything that can fail runs before the membership commit, so a failure changes nothing.
+                next_at = self._next_refresh_at(seg_id, version, at)
+                changes = m.replace(query, run_id=run_id, at=at, version=version, before_commit=_test_hang)
+            except Exception as exc:
+                changes = self._committed_anyway(m, run_id, exc)
+                if changes is None:
+                    self._fail_run(seg_id, run_id, exc)
+                    raise
+                next_at = None
+            with self.store.session() as s:
+                seg = s.get(Segment, seg_id)
+                assert seg is not None
+                self._finish_run(s, run_id, changes.size, changes.entered, changes.exited)
+                seg.status, seg.status_reason = "live", "ready"
+                seg.size, seg.live_version, seg.last_refresh_at = changes.size, version, at
+                seg.next_refresh_at = next_at
+        return RefreshResult(seg.name, changes.size, changes.entered, changes.exited, version, run_id)
 
     def _next_refresh_at(self, seg_id: int, version: int, at: dt.datetime) -> dt.datetime | None:
         """When a dynamic segment evaluated at ``at`` with ``version`` is next due (None: static).
@@ -186,25 +196,44 @@ class SegmentsBase(SegmentViews):
     def change_members(self, seg: Segment, keys: exp.Query, action: str) -> RefreshResult:
         """Add (``add``/``import``) or remove (``remove``) keys of a static list, with history."""
         at = clock.now()
-        run_id = self._start_run(seg, None, action, at)
-        m = self.membership(seg)
-        try:
-            (m.remove if action == "remove" else m.add)(keys, run_id=run_id, at=at, version=None)
-            entered, exited = m.changes(run_id)
-            size = m.size()
-        except EngineError as exc:
-            self._fail_run(seg.id, run_id, exc, keep_status=True)
-            raise
-        with self.store.session() as s:
-            row = s.get(Segment, seg.id)
-            assert row is not None
-            self._finish_run(s, run_id, size, entered, exited)
-            row.size, row.last_refresh_at, row.updated_at = size, at, at
-        return RefreshResult(seg.name, size, entered, exited, None, run_id)
+        with RunOwner(self.ws.path) as owner:
+            run_id = self._start_run(seg, None, action, at, owner=owner)
+            m = self.membership(seg)
+            try:
+                changes = (m.remove if action == "remove" else m.add)(keys, run_id=run_id, at=at, version=None)
+            except Exception as exc:
+                changes = self._committed_anyway(m, run_id, exc)
+                if changes is None:
+                    self._fail_run(seg.id, run_id, exc, keep_status=True)
+                    raise
+            with self.store.session() as s:
+                row = s.get(Segment, seg.id)
+                assert row is not None
+                self._finish_run(s, run_id, changes.size, changes.entered, changes.exited)
+                row.size, row.last_refresh_at, row.updated_at = changes.size, at, at
+        return RefreshResult(seg.name, changes.size, changes.entered, changes.exited, None, run_id)
 
-    def _start_run(self, seg: Segment, version: int | None, trigger: str, at: Any) -> int:
+    def _committed_anyway(self, m: MembershipStore, run_id: int, exc: Exception) -> Changes | None:
+        """The changes of a run whose write raised *after* its commit (the membership is the truth), else None."""
+        try:
+            record = m.committed(run_id)
+        except Exception:  # noqa: BLE001 - the engine is failing; the original error is the one to report
+            return None
+        if record is None:
+            return None
+        log.warning("run %d committed its membership, then failed: %s", run_id, exc)
+        return Changes(record.entered, record.exited, record.size)
+
+    def _start_run(self, seg: Segment, version: int | None, trigger: str, at: Any, *, owner: RunOwner | None = None) -> int:
         with self.store.session() as s:
-            run = RefreshRun(segment_id=seg.id, version=version, trigger=trigger, started_at=at, status="running")
+            run = RefreshRun(
+                segment_id=seg.id,
+                version=version,
+                trigger=trigger,
+                started_at=at,
+                status="running",
+                message=owner.message if owner else None,
+            )
             s.add(run)
             s.flush()
             return run.id
@@ -213,9 +242,10 @@ class SegmentsBase(SegmentViews):
         run = s.get(RefreshRun, run_id)
         assert run is not None
         run.status, run.finished_at, run.size, run.entered, run.exited = "done", clock.now(), size, entered, exited
+        run.message = None
 
     def _fail_run(self, seg_id: int, run_id: int, exc: Exception, *, keep_status: bool = False) -> None:
-        message = str(exc).splitlines()[0][:500]
+        message = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
         with self.store.session() as s:
             run = s.get(RefreshRun, run_id)
             seg = s.get(Segment, seg_id)
@@ -224,6 +254,62 @@ class SegmentsBase(SegmentViews):
             if not keep_status:
                 seg.status, seg.status_reason = "error", message
             self._audit(s, seg, "error", message)
+
+    # -- one truth after a crash -------------------------------------------------------------
+
+    def reconcile(self) -> list[int]:
+        """Finish the runs whose process died: from the membership's record if it committed, else as interrupted.
+
+        Runs on every open. A ``running`` run whose owner still holds its lock is left alone.
+        Returns the ids of the runs it finished.
+        """
+        with self.store.session() as s:
+            running = s.execute(
+                select(RefreshRun.id, RefreshRun.segment_id, RefreshRun.message).where(RefreshRun.status == "running")
+            ).all()
+        finished: list[int] = []
+        for run_id, seg_id, message in running:
+            if owner_alive(self.ws.path, message):
+                continue
+            try:
+                if self._reconcile_run(run_id, seg_id):
+                    finished.append(run_id)
+            except Exception as exc:  # noqa: BLE001 - one segment's trouble must not stop the others or the open
+                log.warning("could not reconcile run %d of segment %d: %s", run_id, seg_id, exc)
+        return finished
+
+    def _reconcile_run(self, run_id: int, seg_id: int) -> bool:
+        with self.store.session() as s:
+            seg, run = s.get(Segment, seg_id), s.get(RefreshRun, run_id)
+            if seg is None or run is None or run.status != "running":
+                return False
+            m = self.membership(seg)
+            record, latest = m.committed(run_id), m.latest()
+            now = clock.now()
+            if record is None:
+                run.status, run.finished_at = "error", now
+                run.message = "interrupted: the process ended before the membership was committed; the previous membership stands"
+                if seg.status == "going_live":
+                    seg.status, seg.status_reason = "error", run.message
+                self._audit(s, seg, "error", f"refresh {run_id} {run.message}")
+                return True
+            run.status, run.finished_at, run.message = "done", now, None
+            run.size, run.entered, run.exited = record.size, record.entered, record.exited
+            if latest is not None and latest.run_id == run_id:  # the current members come from this run
+                seg.size, seg.last_refresh_at = record.size, record.at
+                if run.version is None:
+                    seg.updated_at = record.at
+                else:
+                    seg.live_version = record.version
+                    if seg.status == "going_live":
+                        seg.status, seg.status_reason = "live", "ready"
+                    if seg.status == "live" and seg.kind == "dynamic":
+                        try:
+                            seg.next_refresh_at = record.at + self._cadence(s, seg)  # type: ignore[attr-defined]
+                        except Exception:  # noqa: BLE001 - due now: the next pass computes it again
+                            seg.next_refresh_at = record.at
+            self._audit(s, seg, "reconcile", f"refresh {run_id} had committed {record.size} members")
+            return True
 
 
 def _test_hang() -> None:
