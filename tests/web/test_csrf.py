@@ -139,6 +139,8 @@ def _accounts(server: dict[str, Any]) -> str:
 def test_a_same_site_page_cannot_use_the_operator_s_cookie(browser: Any, server: dict[str, Any], evil: str) -> None:
     context = browser.new_context()
     pg = context.new_page()
+    console: list[str] = []
+    pg.on("console", lambda m: console.append(m.text))
     _sign_in(pg, server["base"])
     assert any(c["name"] == "segmenta_session" for c in context.cookies())
     before = _accounts(server)
@@ -154,4 +156,7 @@ def test_a_same_site_page_cannot_use_the_operator_s_cookie(browser: Any, server:
     done = pg.evaluate("async (url) => (await fetch(url, {method: 'POST'})).status", server["base"] + "/api/segments/Gold/stop")
     assert done == 200
     assert _gold(server)["status"] == "stopped"
+    pg.reload()
+    pg.wait_for_selector("#list-view:not([hidden])")
+    assert not [m for m in console if "Content Security Policy" in m], console  # the builder runs under the CSP
     context.close()

@@ -54,7 +54,9 @@ def record_refusal(
     username = _text(user, 200) if user is not None else None
     action = _text(action, 60)
     with _LOCK, store.session() as s:
-        q = select(AuditLog).where(AuditLog.at >= minute, AuditLog.outcome == outcome, AuditLog.detail.startswith(where + ";"))
+        q = select(AuditLog).where(
+            AuditLog.at >= minute, AuditLog.outcome == outcome, AuditLog.detail.startswith(where + ";", autoescape=True)
+        )
         q = q.where(AuditLog.username.is_(None) if username is None else AuditLog.username == username)
         row = s.scalars(q.order_by(AuditLog.id.desc()).limit(1)).first()
         if row is None:
