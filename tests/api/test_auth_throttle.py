@@ -114,3 +114,12 @@ def test_the_throttle_is_a_setting(api: Api) -> None:
     api.service.ws.config["service"] = {"login_max_delay_seconds": 0}
     with pytest.raises(RejectedInput, match=r"service\.login_max_delay_seconds: must be a whole number from 1 to 86,400"):
         create_app(service=api.service)
+
+
+def test_parallel_guesses_are_counted_too(api: Api, clock: Clock) -> None:
+    """Each attempt counts before its password is checked, so 40 guesses at once cannot all be checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = Counter(pool.map(lambda i: _login(api, "mark", f"parallel guess {i}"), range(40)))
+    assert codes[401] == 5 and codes[429] == 35, codes
