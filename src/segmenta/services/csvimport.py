@@ -14,7 +14,9 @@ hyphens and underscores, reads ``email``, ``emailaddress`` or ``emailaddress1`` 
 Address``, ``Email Address``, ...), or the one the caller names (``column``: ``--column`` in
 the CLI, the ``column`` form field in the API). Added to the contract's counts:
 ``multi_matched`` (rows whose address matched more than one active record) and
-``max_matches`` (the most records one address matched), with a warning when any did.
+``max_matches`` (the most records one address matched), with a warning when any did. The
+not-found file is safe to open in a spreadsheet: a cell starting with = + - @ tab or CR
+gets a leading ' (OWASP's advice against CSV formula injection).
 Errors name the file as the user knows it (``source_name``), never a server's temp path.
 
 The file is parsed and counted by DuckDB (``read_csv``, strict); the matching runs in the data
@@ -31,12 +33,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.errors import DataError, EngineError, Problem, RejectedInput
+from segmenta.model.schema import Column, Table
 
 if TYPE_CHECKING:
     from segmenta.engines.base import Engine
+    from segmenta.services.lifecycle_base import RefreshResult
     from segmenta.services.segments import Segments
 
 EMAIL_NAMES = ("email", "emailaddress1")
@@ -386,7 +391,7 @@ def _multi(*, grouped: bool) -> exp.Select:
 
 def _write_not_found(engine: Engine, target: Path, header: list[str], delimiter: str = ",") -> None:
     """The rows not found, in file order, under the file's own header row, with the file's own delimiter."""
-    cols = [exp.column(f"c{i}") for i in range(len(header))]
+    cols = [formula_safe_sql(exp.column(f"c{i}")).as_(f"c{i}") for i in range(len(header))]
     matched = exp.select("addr").from_(_table(MATCHES))
     addr = exp.column("__addr")
     rows = (
@@ -409,11 +414,27 @@ def _write_not_found(engine: Engine, target: Path, header: list[str], delimiter:
     engine.execute([copy])
     partial = target.with_name(target.name + ".partial")
     with partial.open("w", encoding="utf-8", newline="") as out:
-        csv.writer(out, delimiter=delimiter, lineterminator="\n").writerow(header)
+        csv.writer(out, delimiter=delimiter, lineterminator="\n").writerow([formula_safe(h) for h in header])
         with body.open(encoding="utf-8", newline="") as rows_in:
             shutil.copyfileobj(rows_in, out, 1 << 20)
     body.unlink()
     partial.replace(target)
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_safe(text: str) -> str:
+    """``text`` with a leading ' when a spreadsheet would run it as a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def formula_safe_sql(cell: exp.Expr) -> exp.Expr:
+    """:func:`formula_safe` in SQL, for a text column written by the engine."""
+    starts = exp.Substring(this=cell.copy(), start=exp.Literal.number(1), length=exp.Literal.number(1))
+    risky = exp.In(this=starts, expressions=[exp.Literal.string(c) for c in FORMULA_START])
+    return exp.Case(ifs=[exp.If(this=risky, true=exp.DPipe(this=exp.Literal.string("'"), expression=cell.copy()))], default=cell)
 
 
 def _csv_error(exc: Exception) -> str:
@@ -424,3 +445,35 @@ def _csv_error(exc: Exception) -> str:
 
 def as_json(result: ImportResult) -> dict[str, Any]:
     return result.to_json()
+
+
+#: Up to this many keys, add/remove go straight to the lifecycle (a VALUES list); beyond, they are staged.
+KEY_BATCH = 2_000
+KEYS = "__segmenta_keys"
+
+
+def change_keys(segs: Segments, name: str, raw_keys: list[str], action: str) -> RefreshResult:
+    """``segment add``/``remove`` of many keys at once, in bounded memory: one run, one membership change.
+
+    Every key is checked first (a bad one rejects the whole call, nothing changed). Beyond
+    ``KEY_BATCH`` keys, they are staged as one Arrow column in a scratch table (no SQL literal
+    per key: a 100,000-key VALUES tree costs hundreds of MB and tens of seconds) and the list
+    changes once from it, as an import does. Spark takes them as the lifecycle does.
+    """
+    seg = segs._detached(name)
+    segs._require_list(seg, action)
+    keys = segs.parse_keys(seg.audience, raw_keys)
+    engine = segs.ws.engine
+    if engine.dialect == "spark" or len(keys) <= KEY_BATCH:
+        return segs.add(seg.name, raw_keys) if action == "add" else segs.remove(seg.name, raw_keys)
+    table = segs.ws.model.table(seg.audience)
+    column = table.column(table.key)
+    arrow_type = pa.int64() if column.type.value == "integer" else pa.string()
+    data = pa.table({table.key: pa.array(keys, arrow_type)})
+    engine.replace_table(KEYS, Table(key=table.key, columns={table.key: Column(type=column.type)}), data)
+    del data
+    try:
+        staged = exp.select(exp.column(table.key, quoted=True)).distinct().from_(_table(KEYS))
+        return segs.change_members(seg, staged, "remove" if action == "remove" else "add")
+    finally:
+        engine.execute([exp.Drop(tables=[_table(KEYS)], kind="TABLE", exists=True)])

@@ -17,9 +17,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from segmenta.errors import Conflict, EngineError, NotFound, PermissionDenied, RejectedInput, SegmentaError, Unauthenticated
+from segmenta.errors import (
+    Conflict,
+    EngineError,
+    NotFound,
+    PermissionDenied,
+    RejectedInput,
+    SegmentaError,
+    Timeout,
+    Unauthenticated,
+)
 
 log = logging.getLogger("segmenta.api")
 
@@ -30,6 +40,7 @@ STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (RejectedInput, 422, "rejected"),
+    (Timeout, 503, "timeout"),
     (SegmentaError, 500, "error"),
 )
 HTTP_TYPES = {
@@ -41,6 +52,39 @@ HTTP_TYPES = {
     413: "PayloadTooLarge",
     422: "RejectedInput",
     503: "Unavailable",
+}
+
+
+class ProblemBody(BaseModel):
+    where: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    problems: list[ProblemBody]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"type", "message", "problems": [{"where", "message"}]}}``."""
+
+    error: ErrorDetail
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: The error answers every /api route may give, for the OpenAPI document (``responses=RESPONSES``).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _doc("Not signed in: no valid session cookie or bearer token"),
+    403: _doc("Signed in, but the role (or the PII restriction) does not allow this"),
+    404: _doc("No such segment, table, user or file"),
+    409: _doc("The object's state does not allow this (a name taken, a status change refused)"),
+    413: _doc("The request body is over its limit (service.max_body_bytes / service.max_upload_bytes)"),
+    422: _doc("Rejected input, one problem per place (JSON pointer) with what would be right"),
+    503: _doc("A query ran over its time limit (limits.statement_timeout_s) and was cancelled"),
 }
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlglot import exp
+
 from segmenta.errors import Problem, RejectedInput
 from segmenta.model.operators import COUNT_OPERATORS, OPERATORS, WINDOW_UNITS
 from segmenta.model.schema import Model, hint
 from segmenta.model.validate import aggregate_result_column
+from segmenta.services.csvimport import FORMULA_START
 from segmenta.workspace import PII_MASK
 
 AGGREGATES = ("sum", "avg", "min", "max", "count_distinct")
@@ -88,3 +91,25 @@ def split_columns(text: str | None) -> list[str] | None:
     if not text:
         return None
     return [c.strip() for c in text.split(",") if c.strip()] or None
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as an exported CSV cell: text that would start a formula gets a leading ', other values stay.
+
+    Only text is touched: a negative number stays a number. A ``choices`` list is written as
+    the loader reads it (values separated by ``;``).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ";".join("" if v is None else str(v) for v in value)
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def key_literal(value: Any) -> exp.Expr:
+    """A literal for a key value (an integer stays a number, anything else is a string)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))

@@ -10,22 +10,26 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from dataclasses import asdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
+from segmenta.engines.base import Engine
 from segmenta.errors import PermissionDenied
 from segmenta.interfaces.api.auth import ChangeMembers, Ctx, Import, Read
+from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.pii import key_is_pii, mask_keys
 from segmenta.interfaces.api.routers.segments import resolve
-from segmenta.interfaces.api.views import choose_columns, mask_rows, split_columns
-from segmenta.services.csvimport import EMAIL_NAMES, import_csv
+from segmenta.interfaces.api.runtime import Service
+from segmenta.interfaces.api.views import choose_columns, csv_cell, key_literal, split_columns
+from segmenta.services.csvimport import EMAIL_NAMES, change_keys, import_csv
 from segmenta.workspace import PII_MASK
 
 router = APIRouter(prefix="/api", tags=["members"])
@@ -40,48 +44,99 @@ def _ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
 
 
-def _page(ctx: Ctx, name: str, offset: int, limit: int | None, columns: list[str] | None, show_pii: bool) -> dict[str, Any]:
+#: Rows per query of an export: the export holds one batch at a time, whatever the segment's size.
+EXPORT_BATCH = 10_000
+#: Highest offset a page may start at (a 64-bit engine's OFFSET; beyond it is a clear 422, not an overflow).
+MAX_OFFSET = 2**62
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a members page or export reads: the membership, the columns and what is masked."""
+
+    key: str
+    audience: str
+    members: exp.Table | None  # None: the membership was never written
+    total: int
+    columns: list[str] | None  # None: keys only
+    hidden: bool  # the key is PII and the caller restricted: every key shows as ***
+    masked: list[str]  # columns shown as *** (the key first when hidden)
+
+    def keys_query(self, *, after: Any = None, offset: int = 0, limit: int | None = None) -> exp.Select:
+        """Member keys ascending, after key ``after`` (an export's next batch) or from ``offset`` (a page)."""
+        assert self.members is not None
+        key = exp.column(self.key, quoted=True)
+        q = exp.select(key).from_(self.members.copy()).order_by(key.copy())
+        if after is not None:
+            q = q.where(exp.GT(this=key.copy(), expression=key_literal(after)))
+        if offset:
+            q = q.offset(offset)
+        return q.limit(limit) if limit is not None else q
+
+    def fetch(self, engine: Engine, keys_q: exp.Select) -> tuple[list[Any], list[dict[str, Any]] | None]:
+        """(raw keys, rows masked as they may be shown or None for keys only) of the members ``keys_q`` selects."""
+        if self.columns is None:
+            return engine.run(keys_q).column(0).to_pylist(), None
+        alias = "a"
+        rows_q = (
+            exp.select(*[exp.column(c, table=alias, quoted=True) for c in self.columns])
+            .from_(exp.Table(this=_ident(self.audience), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+            .where(exp.In(this=exp.column(self.key, table=alias, quoted=True), query=keys_q.subquery()))
+            .order_by(exp.column(self.key, table=alias, quoted=True))
+        )
+        rows = engine.run(rows_q).to_pylist()
+        keys = [r[self.key] for r in rows]
+        for row in rows:
+            for c in self.masked:
+                if row.get(c) is not None:
+                    row[c] = PII_MASK
+        return keys, rows
+
+    def shown_keys(self, keys: list[Any]) -> list[Any]:
+        return mask_keys(keys) if self.hidden else keys
+
+
+def listing(ctx: Ctx, name: str, columns: list[str] | None, show_pii: bool) -> Listing:
+    """Checks everything (segment, columns, PII) before anything is read or streamed."""
     seg = ctx.segs._detached(name)  # the lifecycle's own lookup (NotFound with a hint)
     m = ctx.segs.membership(seg)
-    total = m.size() if m.exists() else 0
-    if not m.exists():
-        return {"total": 0, "key": m.key, "keys": [], "columns": columns or [m.key], "rows": [], "masked": []}
-    keys_q = (
-        exp.select(exp.column(m.key, quoted=True)).from_(m.members.copy()).order_by(exp.column(m.key, quoted=True)).offset(offset)
-    )
-    if limit is not None:
-        keys_q = keys_q.limit(limit)
+    exists = m.exists()
     hidden = ctx.restricted and key_is_pii(ctx.service.model, seg.audience)
-    if not columns:
-        keys = ctx.ws.engine.run(keys_q).column(0).to_pylist()
-        return {"total": total, "key": m.key, "keys": mask_keys(keys) if hidden else keys, "masked": [m.key] if hidden else []}
-    chosen = choose_columns(ctx.model, seg.audience, columns)
-    alias = "a"
-    rows_q = (
-        exp.select(*[exp.column(c, table=alias, quoted=True) for c in chosen])
-        .from_(exp.Table(this=_ident(seg.audience), alias=exp.TableAlias(this=exp.to_identifier(alias))))
-        .where(exp.In(this=exp.column(m.key, table=alias, quoted=True), query=keys_q.subquery()))
-        .order_by(exp.column(m.key, table=alias, quoted=True))
+    chosen = choose_columns(ctx.model, seg.audience, columns) if columns else None
+    masked = [m.key] if hidden else []
+    if chosen is not None and not (show_pii and not ctx.restricted):
+        table = ctx.service.model.table(seg.audience)
+        masked += [c for c in chosen if c != m.key and table.column(c).pii]
+    return Listing(
+        key=m.key,
+        audience=seg.audience,
+        members=m.members if exists else None,
+        total=m.size() if exists else 0,
+        columns=chosen,
+        hidden=hidden,
+        masked=masked,
     )
-    rows = ctx.ws.engine.run(rows_q).to_pylist()
-    if hidden:
-        for row in rows:
-            row[m.key] = PII_MASK
-    masked = ([m.key] if hidden else []) + mask_rows(
-        ctx.model,
-        seg.audience,
-        [c for c in chosen if not (hidden and c == m.key)],
-        rows,
-        show_pii=show_pii and not ctx.restricted,
-    )
-    return {"total": total, "key": m.key, "keys": [r[m.key] for r in rows], "columns": chosen, "rows": rows, "masked": masked}
 
 
-@router.get("/segments/{name}/members")
+def _page(ctx: Ctx, name: str, offset: int, limit: int, columns: list[str] | None, show_pii: bool) -> dict[str, Any]:
+    found = listing(ctx, name, columns, show_pii)
+    answer: dict[str, Any] = {"total": found.total, "key": found.key, "keys": [], "masked": found.masked}
+    if found.columns is not None:
+        answer.update(columns=found.columns, rows=[])
+    if found.members is None:
+        return answer
+    keys, rows = found.fetch(ctx.ws.engine, found.keys_query(offset=offset, limit=limit))
+    answer["keys"] = found.shown_keys(keys)
+    if rows is not None:
+        answer["rows"] = rows
+    return answer
+
+
+@router.get("/segments/{name}/members", responses=RESPONSES)
 def members(
     ctx: Read,
     name: str,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(100, ge=0, le=100_000),
     columns: str | None = None,
     show_pii: bool = False,
@@ -90,20 +145,41 @@ def members(
     return _page(ctx, resolve(ctx, name), offset, limit, split_columns(columns), show_pii)
 
 
-@router.get("/segments/{name}/members.csv")
-def export(ctx: Read, name: str, columns: str | None = None, show_pii: bool = False) -> Response:
-    """Every member as CSV (``segment members --out``): the key column, plus ``columns`` if asked."""
-    name = resolve(ctx, name)
-    page = _page(ctx, name, 0, None, split_columns(columns), show_pii)
+def _csv_batches(service: Service, found: Listing) -> Iterator[str]:
+    """The export, one batch of rows at a time, on an engine of its own (the request's is closed by then)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    if "rows" in page and split_columns(columns):
-        writer.writerow(page["columns"])
-        writer.writerows([["" if r[c] is None else r[c] for c in page["columns"]] for r in page["rows"]])
-    else:
-        writer.writerow([page["key"]])
-        writer.writerows([k] for k in page["keys"])
-    return Response(out.getvalue(), media_type="text/csv", headers={"Content-Disposition": attachment(name)})
+    writer.writerow(found.columns or [found.key])
+    yield out.getvalue()
+    if found.members is None:
+        return
+    with service.workspace() as ws:
+        after: Any = None
+        while True:
+            keys, rows = found.fetch(ws.engine, found.keys_query(after=after, limit=EXPORT_BATCH))
+            if not keys:
+                return
+            after = keys[-1]
+            out.seek(0)
+            out.truncate()
+            if rows is None:
+                writer.writerows([csv_cell(k)] for k in found.shown_keys(keys))
+            else:
+                writer.writerows([csv_cell(r[c]) for c in found.columns or ()] for r in rows)
+            yield out.getvalue()
+
+
+@router.get("/segments/{name}/members.csv", responses={**RESPONSES, 200: {"content": {"text/csv": {}}}})
+def export(ctx: Read, name: str, columns: str | None = None, show_pii: bool = False) -> StreamingResponse:
+    """Every member as CSV (``segment members --out``): the key column, plus ``columns`` if asked.
+
+    Streamed in batches; text cells that a spreadsheet would run as a formula are prefixed with '.
+    """
+    name = resolve(ctx, name)
+    found = listing(ctx, name, split_columns(columns), show_pii)
+    return StreamingResponse(
+        _csv_batches(ctx.service, found), media_type="text/csv", headers={"Content-Disposition": attachment(name)}
+    )
 
 
 @router.post("/segments/{name}/members/add")
@@ -112,7 +188,7 @@ def add_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, Any]
     ctx.audit_detail = f"add {len(body.keys)} keys"
     name = resolve(ctx, name)
     refuse_pii_keys(ctx, name, "adding members")
-    return vars_of(ctx.segs.add(name, [str(k) for k in body.keys]))
+    return vars_of(change_keys(ctx.segs, name, [str(k) for k in body.keys], "add"))
 
 
 @router.post("/segments/{name}/members/remove")
@@ -121,7 +197,7 @@ def remove_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, A
     ctx.audit_detail = f"remove {len(body.keys)} keys"
     name = resolve(ctx, name)
     refuse_pii_keys(ctx, name, "removing members")
-    return vars_of(ctx.segs.remove(name, [str(k) for k in body.keys]))
+    return vars_of(change_keys(ctx.segs, name, [str(k) for k in body.keys], "remove"))
 
 
 def refuse_pii_keys(ctx: Ctx, name: str, what: str) -> None:
