@@ -194,3 +194,15 @@ def test_a_bad_cap_setting_is_rejected_naming_key_and_range(workspace: Path, val
 
 def test_a_body_under_the_cap_still_works(api: Api) -> None:
     assert api.call("marketer", "POST", "/api/segments", json={"definition": GOLD, "name": "Fits"}).status_code == 201
+
+
+def test_serve_refuses_to_start_on_a_bad_setting(workspace: Path) -> None:
+    _set(workspace, {"max_upload_bytes": "lots"})
+    done = subprocess.run(
+        [sys.executable, "-m", "segmenta", "--workspace", str(workspace), "serve", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "segmenta.yaml: service.max_upload_bytes: must be a whole number from 1,024 to 68,719,476,736" in done.stderr
