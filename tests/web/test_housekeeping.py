@@ -193,3 +193,22 @@ def test_the_estimate_matches_after_a_static_list_upload(pg, server, tmp_path) -
     assert pg.locator("#members tbody tr").count() == 2
     wait_estimate(pg, "2")
     assert "2 members" in pg.inner_text("#seg-status")
+
+
+def test_an_unusual_email_header_is_picked_from_the_file_in_the_upload_card(pg, server, tmp_path) -> None:
+    pg.click("#new-list")
+    pg.fill("#dialog[open] #list-name", "courriel list")
+    pg.click("#dialog[open] #list-create")
+    pg.wait_for_selector("#upload-card:not([hidden])")
+    f = tmp_path / "export.csv"
+    f.write_text("Nom;Courriel\nAnn;ann@northwind.example\nBob;bob@contoso.example\n")
+    pg.set_input_files("#upload-file", str(f))
+    pg.wait_for_function("() => document.querySelector('#upload-column').options.length === 3")
+    pg.click("#upload-form button[type=submit]")
+    error = pg.wait_for_selector("#upload-error")
+    assert "export.csv" in error.inner_text() and "/tmp" not in error.inner_text()
+    pg.select_option("#upload-column", value="Courriel")
+    pg.click("#upload-form button[type=submit]")
+    pg.wait_for_selector("#upload-members")
+    assert pg.inner_text("#upload-found") == "2"
+    shot(pg, "23-upload-column")

@@ -9,7 +9,7 @@ import { M } from "./model.js";
 import { go, onRoute, route } from "./router.js";
 import {
   changed, discardDraft, loadDetails, loadMembers, membersNext, membersPrev, newList, openNew, openSegment, publish,
-  restoreDraft, save, segmentAction, show, upload,
+  readHeaders, restoreDraft, save, segmentAction, show, upload,
 } from "./segment.js";
 import { S } from "./state.js";
 
@@ -119,6 +119,7 @@ function wire() {
   $("#members-next").addEventListener("click", membersNext);
   $("#members-size").addEventListener("change", () => loadMembers(0));
   $("#upload-form").addEventListener("submit", upload);
+  $("#upload-file").addEventListener("change", readHeaders);
   $("#draft-restore").addEventListener("click", restoreDraft);
   $("#draft-discard").addEventListener("click", discardDraft);
   onRoute(onRouteChange, isDirty);

@@ -63,6 +63,10 @@ export function openBuilder(def, saved, { version = null } = {}) {
   for (const id of ["publish", "save-draft", "add-group"]) $(`#${id}`).hidden = isList || !!version;
   $("#save-message").textContent = "";
   $("#draft-offer").hidden = true;
+  $("#upload-form").reset();
+  $("#upload-result").replaceChildren();
+  $("#upload-warnings").replaceChildren();
+  $("#upload-column").replaceChildren(el("option", { value: "", text: "Find it automatically" }));
   showProblems([]);
   renderGroups();
   show("builder-view");
@@ -295,18 +299,35 @@ export async function upload(ev) {
   if (!file || !S.saved) return;
   const form = new FormData();
   form.append("file", file);
+  if ($("#upload-column").value) form.append("column", $("#upload-column").value);
   const out = $("#upload-result");
+  $("#upload-warnings").replaceChildren();
   try {
     const r = await api("POST", `/segments/${segRef(S.saved)}/import-csv`, undefined, { form });
     out.replaceChildren(...["read", "found", "not_found", "duplicates", "members"].flatMap((k) => [el("dt", { text: k.replace("_", " ") }), el("dd", { id: `upload-${k}`, text: r[k] })]));
+    $("#upload-warnings").replaceChildren(...(r.warnings || []).map((w) => el("li", { class: "warning", text: w })));
     if (r.not_found_url && r.not_found) out.append(el("dt", { text: "download" }), el("dd", {}, el("a", { href: r.not_found_url, text: "not-found rows (CSV)" })));
     S.saved = await api("GET", `/segments/${segRef(S.saved)}`);
     $("#seg-status").replaceChildren(statusLine(S.saved));
     $("#estimate-count").textContent = String(S.saved.size ?? r.members ?? 0);
     loadMembers(0);
   } catch (e) {
-    out.replaceChildren(el("dt", { text: "error" }), el("dd", { class: "error", role: "alert", text: e.message }));
+    out.replaceChildren(el("dt", { text: "error" }), el("dd", { class: "error", role: "alert", id: "upload-error",
+      text: problemsOf(e).map((p) => (p.where ? `${p.where}: ${p.message}` : p.message)).join("\n") }));
+    if (/email column/i.test(e.message)) out.append(el("dt", { text: "what now" }), el("dd", { text: "Choose the email column above and upload again." }));
+    if ($("#upload-column").options.length > 1) $("#upload-column").focus();
   }
+}
+
+/** The chosen file's header row (delimiter , ; or tab, as the service detects it), offered as the email column. */
+export async function readHeaders() {
+  const file = $("#upload-file").files[0];
+  const sel = $("#upload-column");
+  sel.replaceChildren(el("option", { value: "", text: "Find it automatically" }));
+  if (!file) return;
+  const head = (await file.slice(0, 65536).text()).replace(/^\uFEFF/, "").split(/\r?\n/)[0] || "";
+  const delim = ["\t", ";", ","].map((d) => [d, head.split(d).length]).sort((a, b) => b[1] - a[1])[0][0];
+  for (const h of head.split(delim).map((x) => x.trim().replace(/^"|"$/g, "")).filter(Boolean)) sel.append(el("option", { value: h, text: h }));
 }
 
 /** A new static list: name and audience in an in-page dialog. */
