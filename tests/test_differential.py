@@ -41,9 +41,32 @@ from tests import reference
 EXAMPLES = int(os.environ.get("SEGMENTA_DIFFERENTIAL_EXAMPLES", "200"))
 T = ColumnType
 TYPES = ["text", *(t.value for t in ColumnType)]  # text twice: it has the most operators
-ALPHABET = "aA%_! b\\"
-DATA_TEXT = ["a", "", "A", "ab", "AB", "a%b", "a_b", "%", "_", "!", "a!b", "b a", "\\", "A\\b", "ba", "x"]
-CONDITION_TEXT = ["a", "A", "b", "%", "_", "!", "a%", "_b", "", "ab", "AB", "b a", "\\", "!b"]
+#: Text over the characters that mean something to LIKE or to SQL string literals in some dialect:
+#: wildcards (% _), segmenta's escape (!), PostgreSQL's and Spark's default escape (backslash), the quote.
+ALPHABET = "aA%_! b\\'"
+DATA_TEXT = [
+    "a",
+    "",
+    "A",
+    "ab",
+    "AB",
+    "a%b",
+    "a_b",
+    "%",
+    "_",
+    "!",
+    "a!b",
+    "b a",
+    "\\",
+    "A\\b",
+    "ba",
+    "x",
+    "'",
+    "a'b",
+    "\\%",
+    "a\\_",
+]
+CONDITION_TEXT = ["a", "A", "b", "%", "_", "!", "a%", "_b", "", "ab", "AB", "b a", "\\", "!b", "'", "\\%", "\\_", "a\\"]
 CHOICES = ["x", "Y", "z", "x y"]
 DECIMALS = ["-1.5", "0", "0.1", "0.2", "0.3", "0.25", "1", "2.5", "100"]
 AS_OFS = [
