@@ -24,6 +24,7 @@ from segmenta.engines.duckdb import DuckDBEngine
 from segmenta.errors import NotFound, PermissionDenied, Problem
 from segmenta.interfaces.api.pii import visible_model
 from segmenta.model.schema import Model
+from segmenta.model.validate import DefinitionLimits
 from segmenta.services.lifecycle_base import open_workspace
 from segmenta.services.segments import Segments
 from segmenta.services.users import UserInfo, Users
@@ -36,6 +37,10 @@ class CursorEngine(DuckDBEngine):
 
     def __init__(self, parent: DuckDBEngine) -> None:  # noqa: D107 - no new connection is opened
         self.path = parent.path
+        self.settings = parent.settings  # the memory limit its errors name
+        # The workspace's limits.statement_timeout_s: a query over it is interrupted on THIS cursor
+        # (other requests' cursors run on), and the cursor is closed when the request ends either way.
+        self.statement_timeout_s = parent.statement_timeout_s
         self.con = parent.con.cursor()
         self.con.execute("SET TimeZone = 'UTC'")
 
@@ -64,6 +69,13 @@ class Service:
         self._shared_engine_lock = None if isinstance(self.ws.engine, DuckDBEngine) else threading.Lock()
         self.model: Model = self.ws.model
         self.restricted_model: Model = visible_model(self.ws.model)
+        try:
+            #: ``limits.*`` of segmenta.yaml: how big a definition any request may send (422 naming the limit).
+            self.limits = DefinitionLimits.from_config(self.ws.config.get("limits"))
+        except BaseException:
+            self.store.close()
+            self.ws.close()
+            raise
         self._imports_dir = Path(tempfile.mkdtemp(prefix="segmenta-imports-"))
         self._imports: dict[str, ImportFile] = {}
 

@@ -48,7 +48,7 @@ def checked(ctx: Ctx, raw: Any) -> Definition:
 
     The visible model is a subset of the full one, so the typed definition compiles against the full model.
     """
-    return parse_definition(raw, ctx.model)
+    return parse_definition(raw, ctx.model, limits=ctx.service.limits)
 
 
 def count_query(ctx: Ctx, defn: Definition, as_of: str | None) -> exp.Select:

@@ -132,8 +132,8 @@ def refuse_transition(seg: dict[str, Any], action: str) -> None:
 
 
 def _check(ctx: Ctx, raw: Any) -> None:
-    if ctx.restricted:
-        parse_definition(raw, ctx.model)
+    """The definition against the model the user may see and the service's size limits (422 naming either)."""
+    parse_definition(raw, ctx.model, limits=ctx.service.limits)
 
 
 @router.get("")
