@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -387,3 +388,15 @@ def test_staged_arrow_data_joins_and_is_dropped(pg_ws: segmenta.Workspace) -> No
     engine.drop_staged("emails_1")  # type: ignore[attr-defined]  (gone already: no error)
     with pytest.raises(EngineError):
         engine.run(exp.select("*").from_(staged))
+
+
+def test_a_query_over_the_statement_timeout_is_cancelled_and_the_pool_stays_usable(pg_ws: segmenta.Workspace) -> None:
+    from segmenta.errors import Timeout
+
+    engine = pg_ws.engine
+    engine.statement_timeout_s = 0.5
+    start = time.perf_counter()
+    with pytest.raises(Timeout, match="limits.statement_timeout_s"):
+        engine.run("SELECT pg_sleep(20)")
+    assert time.perf_counter() - start < 10  # cancelled on the server, not waited out
+    assert engine.run('SELECT count(*) AS n FROM "contact"').to_pylist() == [{"n": 8}]

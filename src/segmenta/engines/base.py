@@ -12,6 +12,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, final
 
 import pyarrow as pa
@@ -145,6 +146,17 @@ class Engine(ABC):
     def stream(self, query: exp.Expr, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
         """Hook: the rows of ``query`` as Arrow record batches; by default the batches of :meth:`run`."""
         return iter(self.run(query).to_batches(max_chunksize=batch_size))
+
+    @contextmanager
+    def session(self) -> Iterator[Engine]:
+        """Hook: the engine one request of a concurrent service uses, for the request's duration.
+
+        By default this engine, to one request at a time (an engine with a single connection
+        cannot interleave them); an engine that can (a connection pool) overrides this.
+        """
+        lock = self.__dict__.setdefault("_session_lock", threading.Lock())
+        with lock:
+            yield self
 
     @abstractmethod
     def tables(self) -> set[str]:

@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlglot import exp
 
-from segmenta.engines.base import Engine
+from segmenta.engines.base import Cancel, Engine
 from segmenta.errors import EngineError, Problem, RejectedInput
 from segmenta.model.schema import ColumnType, Table
 
@@ -311,7 +311,14 @@ class PostgresEngine(Engine):
     # -- the engine hooks ---------------------------------------------------------------
 
     def _execute(self, sql: str) -> pa.Table:
+        return self._execute_cancellable(sql, None)
+
+    def _execute_cancellable(self, sql: str, cancel: Cancel | None) -> pa.Table:
+        # At the time limit the server cancels exactly this statement on its pooled connection,
+        # which then serves the next query (an autocommit connection holds no transaction to undo).
         with self.connection() as conn, conn.cursor() as cur:
+            if cancel is not None:
+                cancel.on_cancel(conn.cancel_safe)
             cur.execute(sql)
             if cur.description is None:
                 return pa.table({})

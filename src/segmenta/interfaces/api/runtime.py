@@ -90,8 +90,8 @@ class Service:
             assert isinstance(self.ws.engine, DuckDBEngine)
             engine = CursorEngine(self.ws.engine)
             guard: Any = nullcontext()
-        else:
-            engine, guard = self.ws.engine, self._shared_engine_lock
+        else:  # the engine's own per-request session: serialised (Spark) or pooled (PostgreSQL)
+            engine, guard = self.ws.engine, self.ws.engine.session()
         with guard:
             try:
                 yield Workspace(self.ws.path, self.ws.model, engine, self.ws.config)
