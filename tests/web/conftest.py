@@ -47,10 +47,13 @@ def conformance_workspace(ws: Path, conformance_dir: Path) -> Path:
 
 
 @contextmanager
-def serving(ws: Path) -> Iterator[dict[str, Any]]:
-    """``segmenta serve`` on a free loopback port until the block ends: base URL, admin password, workspace."""
+def serving(ws: Path, *, now: str = AS_OF) -> Iterator[dict[str, Any]]:
+    """``segmenta serve`` on a free loopback port until the block ends: base URL, admin password, workspace.
+
+    ``now`` is the service's clock. The admin password is printed once, when the store is first made.
+    """
     port = free_port()
-    env = {**os.environ, "SEGMENTA_NOW": AS_OF, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SEGMENTA_NOW": now, "PYTHONUNBUFFERED": "1"}
     log = ws.parent / f"serve-{port}.log"
     with log.open("w") as sink:  # a file, not a pipe: the server's access log must never block it
         proc = subprocess.Popen(
@@ -65,11 +68,12 @@ def serving(ws: Path) -> Iterator[dict[str, Any]]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             text = log.read_text()
-            if (m := re.search(r"with password: (\S+)", text)) and "startup complete" in text:
-                password = m.group(1)
+            if "startup complete" in text:
+                m = re.search(r"with password: (\S+)", text)
+                password = m.group(1) if m else ""
                 break
             time.sleep(0.1)
-        assert password, log.read_text()
+        assert password is not None, log.read_text()
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:

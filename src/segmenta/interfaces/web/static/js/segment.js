@@ -61,6 +61,9 @@ export function openBuilder(def, saved, { version = null } = {}) {
   $("#members-card").hidden = !saved;
   $("#upload-card").hidden = !isList || !!version;
   for (const id of ["publish", "save-draft", "add-group"]) $(`#${id}`).hidden = isList || !!version;
+  $("#builder-actions").hidden = isList || !!version;
+  $("#preview-card").hidden = isList;
+  $("#list-note").hidden = !isList;
   $("#save-message").textContent = "";
   $("#draft-offer").hidden = true;
   $("#upload-form").reset();
@@ -233,7 +236,7 @@ export async function loadDetails() {
       bar.style.height = `${Math.round(100 * (r.size || 0) / max)}%`; // CSSOM, which the CSP allows
       bars.append(bar);
     }
-    $("#history").replaceChildren(bars,
+    $("#history").replaceChildren(runs.length ? bars : "",
       el("p", { class: "muted", text: runs.length ? `${runs.length} refreshes; latest size ${runs[runs.length - 1].size}` : "Not refreshed yet." }));
   } catch { $("#history").replaceChildren(); }
 }
