@@ -147,6 +147,7 @@ class MembershipBase:
             )
         incoming = exp.select(self._key("i")).from_(self._incoming(keys, "i"), copy=False)
         current = exp.select(self._key("m")).from_(self._current("m"))
+        changed: exp.SetOperation
         if op == ADD:
             changed, label = exp.except_(incoming, current), ENTERED
         elif op == REMOVE:

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from segmenta.errors import EngineError
 from segmenta.membership.base import (
     ADD,
     HISTORY_COLUMNS,
@@ -98,7 +99,20 @@ class SqlMembership(MembershipBase):
 
     def ensure(self) -> None:
         """Create this segment's (empty) tables if they do not exist yet."""
+        self._ensure_shared()
         self.engine.execute(self.ensure_statements())
+
+    def _ensure_shared(self) -> None:
+        """The schema and the runs table, in a transaction of their own before a write's.
+
+        Two first writes at once (of different segments, on a server) may both try to create
+        them; one then fails on the catalogue's unique index, and a second try finds them there.
+        """
+        statements = self.ensure_statements()[:1] + self.ensure_statements()[-1:]
+        try:
+            self.engine.execute(statements)
+        except EngineError:
+            self.engine.execute(statements)
 
     def _tables(self) -> set[str]:
         q = (
@@ -158,6 +172,7 @@ class SqlMembership(MembershipBase):
             exp.insert(self._run_row(delta, run_id, at, version), self.runs.copy()),
             exp.Drop(tables=[delta.copy()], kind="TABLE"),
         ]
+        self._ensure_shared()
         self.engine.execute(statements, before_commit=before_commit)
         record = self.committed(run_id)
         assert record is not None, f"run {run_id} of segment {self.segment_id} committed no record"

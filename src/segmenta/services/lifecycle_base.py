@@ -142,16 +142,17 @@ class SegmentsBase(SegmentViews):
         with RunOwner(self.ws.path) as owner:
             run_id = self._start_run(seg, version, trigger, at, owner=owner)
             m = self.membership(seg)
+            next_at: dt.datetime | None = None
             try:
                 # Everything that can fail runs before the membership commit, so a failure changes nothing.
                 next_at = self._next_refresh_at(seg_id, version, at)
-                changes = m.replace(query, run_id=run_id, at=at, version=version, before_commit=_test_hang)
+                changes: Changes | None = m.replace(query, run_id=run_id, at=at, version=version, before_commit=_test_hang)
             except Exception as exc:
                 changes = self._committed_anyway(m, run_id, exc)
                 if changes is None:
                     self._fail_run(seg_id, run_id, exc)
                     raise
-                next_at = None
+            assert changes is not None
             with self.store.session() as s:
                 seg = s.get(Segment, seg_id)
                 assert seg is not None
@@ -200,12 +201,14 @@ class SegmentsBase(SegmentViews):
             run_id = self._start_run(seg, None, action, at, owner=owner)
             m = self.membership(seg)
             try:
-                changes = (m.remove if action == "remove" else m.add)(keys, run_id=run_id, at=at, version=None)
+                write = m.remove if action == "remove" else m.add
+                changes: Changes | None = write(keys, run_id=run_id, at=at, version=None)
             except Exception as exc:
                 changes = self._committed_anyway(m, run_id, exc)
                 if changes is None:
                     self._fail_run(seg.id, run_id, exc, keep_status=True)
                     raise
+            assert changes is not None
             with self.store.session() as s:
                 row = s.get(Segment, seg.id)
                 assert row is not None
