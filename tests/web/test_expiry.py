@@ -38,10 +38,13 @@ def test_an_expired_segment_is_reactivated_through_draft_then_ready(
         row.locator("a.seg-name").click()
         pg.wait_for_selector("#reactivate:not([hidden])")
         assert pg.is_hidden("#make-ready")
+        # Read-only while expired: no editing, no publish.
+        assert pg.is_visible("#expired-note") and pg.is_hidden("#publish") and pg.is_disabled('[id="/groups/0/where/value"]')
         shot(pg, "40-expired")
         pg.click("#reactivate")
         pg.wait_for_selector("#make-ready:not([hidden])")
         assert "draft" in pg.inner_text("#seg-status")
+        assert pg.is_enabled('[id="/groups/0/where/value"]') and pg.is_visible("#save-draft")
         pg.click("#make-ready")
         pg.wait_for_function("() => document.querySelector('#seg-status .status').textContent === 'live'")
         assert pg.is_hidden("#reactivate") and pg.is_hidden("#make-ready")

@@ -91,7 +91,7 @@ export function definitionForServer({ forEstimate = false } = {}) {
 }
 
 export const snapshot = () => JSON.stringify(S.def && S.def.groups !== null ? definitionForServer() : null);
-export const isDirty = () => S.def !== null && S.baseline !== null && !S.version && snapshot() !== S.baseline;
+export const isDirty = () => S.def !== null && S.baseline !== null && !S.version && !S.readonly && snapshot() !== S.baseline;
 export const markClean = () => { S.baseline = snapshot(); };
 
 // -- rendering -------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ export function renderGroups() {
   if (!S.def || S.def.groups === null) return;
   S.def.groups.forEach((group, i) => box.append(renderGroup(group, i)));
   if (focusId && document.getElementById(focusId)) document.getElementById(focusId).focus();
-  const ro = !!S.version;
+  const ro = !!S.version || !!S.readonly;
   for (const c of $$("#groups select, #groups input, #groups button")) c.disabled = c.disabled || ro;
 }
 

@@ -9,7 +9,7 @@ import { M } from "./model.js";
 import { go, onRoute, route } from "./router.js";
 import {
   changed, discardDraft, loadDetails, loadMembers, membersNext, membersPrev, newList, openNew, openSegment, publish,
-  readHeaders, restoreDraft, save, segmentAction, show, upload,
+  readHeaders, restoreDraft, save, segmentAction, show, unlock, upload,
 } from "./segment.js";
 import { S } from "./state.js";
 
@@ -112,6 +112,7 @@ function wire() {
   $("#reactivate").addEventListener("click", async () => {
     await segmentAction("activate", { status_reason: "draft" });
     S.saved.reactivating = true;
+    if (S.saved.status !== "expired") unlock();
     loadDetails();
   });
   $("#make-ready").addEventListener("click", async () => { await segmentAction("activate", { status_reason: "ready" }); S.saved.reactivating = false; loadDetails(); });

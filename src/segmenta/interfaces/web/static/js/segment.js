@@ -60,8 +60,10 @@ export function openBuilder(def, saved, { version = null } = {}) {
   $("#details-card").hidden = !saved;
   $("#members-card").hidden = !saved;
   $("#upload-card").hidden = !isList || !!version;
-  for (const id of ["publish", "save-draft", "add-group"]) $(`#${id}`).hidden = isList || !!version;
-  $("#builder-actions").hidden = isList || !!version;
+  S.readonly = !!version || (!!saved && saved.status === "expired");
+  for (const id of ["publish", "save-draft", "add-group"]) $(`#${id}`).hidden = isList || S.readonly;
+  $("#builder-actions").hidden = isList || S.readonly;
+  $("#expired-note").hidden = !(saved && saved.status === "expired");
   $("#preview-card").hidden = isList;
   $("#list-note").hidden = !isList;
   $("#save-message").textContent = "";
@@ -185,6 +187,14 @@ export async function publish() {
   await refreshSegments();
 }
 
+/** After a reactivation to Draft the segment can be edited again. */
+export function unlock() {
+  S.readonly = false;
+  for (const id of ["publish", "save-draft", "add-group", "builder-actions"]) $(`#${id}`).hidden = false;
+  $("#expired-note").hidden = true;
+  renderGroups();
+}
+
 export async function segmentAction(action, body) {
   if (!S.saved) return;
   try {
@@ -254,7 +264,7 @@ function renderFacts(seg) {
     facts.push(["Used by", items.length ? items.flatMap((x, i) => (i ? [", ", x] : [x])) : "nothing"]);
   }
   if (seg.next_refresh_at) facts.push(["Next refresh", fmtTime(seg.next_refresh_at)]);
-  else if ("next_refresh_at" in seg && seg.kind === "dynamic") facts.push(["Next refresh", seg.status === "live" ? "not scheduled" : "after publishing"]);
+  else if ("next_refresh_at" in seg && seg.kind === "dynamic") facts.push(["Next refresh", seg.status === "live" ? "not scheduled" : "only while live"]);
   if (seg.expires_at) facts.push(["Expires", fmtTime(seg.expires_at)]);
   if (seg.last_refreshed_at) facts.push(["Last refresh", fmtTime(seg.last_refreshed_at)]);
   $("#facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k }, v)]));

@@ -8,6 +8,7 @@ export const S = {
   def: null, // the definition being edited (groups === null for a static list)
   saved: null, // the saved segment it belongs to, or null for a new one
   version: null, // a past version being viewed (read-only), or null
+  readonly: false, // a past version or an expired segment: shown, not edited
   kind: "dynamic",
   baseline: null, // the definition as last saved or opened, to tell unsaved changes
   fresh: new WeakSet(), // new conditions still waiting for a value: left out of the estimate
