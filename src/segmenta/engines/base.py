@@ -19,7 +19,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.errors import EngineError, Timeout
-from segmenta.model.schema import ColumnType, Table
+from segmenta.model.schema import Column, ColumnType, Table
 
 if TYPE_CHECKING:
     from segmenta.types import MembershipStore
@@ -147,6 +147,21 @@ class Engine(ABC):
         """Hook: the rows of ``query`` as Arrow record batches; by default the batches of :meth:`run`."""
         return iter(self.run(query).to_batches(max_chunksize=batch_size))
 
+    def stage(self, name: str, data: pa.Table) -> exp.Table:
+        """Hook: ``data`` (Arrow) put where this engine's SQL can join it, as table ``name``, replacing any before.
+
+        Returns the table to name in queries; :meth:`drop_staged` removes it. By default a table
+        beside the data, written by :meth:`replace_table` (so it is as atomic as a load); an engine
+        with a place of its own for scratch data (PostgreSQL's meta schema) overrides this.
+        """
+        columns = {f.name: Column(type=_column_type(f.type)) for f in data.schema}
+        self.replace_table(name, Table(key=data.schema.names[0], columns=columns), data)
+        return exp.Table(this=exp.to_identifier(name, quoted=True))
+
+    def drop_staged(self, name: str) -> None:
+        """Hook: remove a table :meth:`stage` made; nothing happens when it is gone already."""
+        self.execute([exp.Drop(tables=[exp.Table(this=exp.to_identifier(name, quoted=True))], kind="TABLE", exists=True)])
+
     @contextmanager
     def session(self) -> Iterator[Engine]:
         """Hook: the engine one request of a concurrent service uses, for the request's duration.
@@ -164,6 +179,19 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+def _column_type(arrow_type: pa.DataType) -> ColumnType:
+    """The model type that stores values of ``arrow_type`` (staged data: keys, addresses, counts)."""
+    checks = [
+        (pa.types.is_integer, ColumnType.INTEGER),
+        (lambda t: pa.types.is_decimal(t) or pa.types.is_floating(t), ColumnType.DECIMAL),
+        (pa.types.is_boolean, ColumnType.BOOLEAN),
+        (pa.types.is_date, ColumnType.DATE),
+        (pa.types.is_timestamp, ColumnType.DATETIME),
+        (lambda t: pa.types.is_list(t) or pa.types.is_large_list(t), ColumnType.CHOICES),
+    ]
+    return next((column_type for check, column_type in checks if check(arrow_type)), ColumnType.TEXT)
 
 
 class Cancel:
