@@ -155,3 +155,27 @@ def test_a_publish_compiles_its_definition_once(life: Lifecycle, monkeypatch: ob
     with Segments.open(life.ws, store_url=life.store) as segs:
         assert segs.publish("UK contacts").size == 3
     assert calls == ["contact"]
+
+
+def test_an_edit_while_a_first_publish_is_under_way_waits_as_a_draft(life: Lifecycle) -> None:
+    from sqlalchemy import select
+
+    from segmenta.store.database import Store, resolve_url
+    from segmenta.store.models import Segment
+
+    life.run("segment", "create", life.definition("uk", UK))
+    store = Store(resolve_url(life.ws, {}, life.store))
+    try:  # a publish that started evaluating version 1 (or was killed doing so)
+        with store.session() as s:
+            seg = s.scalar(select(Segment).where(Segment.name == "UK contacts"))
+            assert seg is not None
+            seg.status, seg.status_reason = "going_live", "publishing"
+    finally:
+        store.close()
+    life.run("segment", "edit", "UK contacts", life.definition("fr", FR))
+    info = life.json("segment", "show", "UK contacts")
+    assert (info["current_version"], info["draft_version"]) == (1, 2)
+    life.run("segment", "publish", "UK contacts")
+    assert life.members("UK contacts") == [2, 6]
+    table = life.run("segment", "list").stdout
+    assert "live" in table and "draft v" not in table

@@ -12,15 +12,16 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table as RichTable
 
 from segmenta.errors import RejectedInput
 from segmenta.interfaces.cli import app, err, errors, out, segment_app, state, workspace_path, write_keys
-from segmenta.services.lifecycle_base import RefreshResult
-from segmenta.services.segments import Segments
+
+if TYPE_CHECKING:  # imported inside the commands: registering them must stay cheap (cli.py)
+    from segmenta.services.lifecycle_base import RefreshResult
+    from segmenta.services.segments import Segments
 
 T = TypeVar("T")
 Name = Annotated[str, typer.Argument(help="Saved segment name")]
@@ -31,7 +32,15 @@ def _store_url() -> str | None:
     return getattr(state, "store", None)
 
 
+def RichTable(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.table.Table, imported on use
+    from rich.table import Table
+
+    return Table(*args, **kwargs)
+
+
 def with_segments(fn: Callable[[Segments], T]) -> T:
+    from segmenta.services.segments import Segments
+
     with errors(), Segments.open(workspace_path(), store_url=_store_url(), engine=state.engine) as segs:
         return fn(segs)
 
@@ -279,7 +288,7 @@ def list_cmd(
         kind = r["static_type"] or r["kind"]
         table.add_row(
             r["name"] + (" (deleted)" if r["deleted"] else ""),
-            r["status"],
+            r["status"] + (f" (draft v{r['draft_version']})" if r["live_version"] and r["draft_version"] else ""),
             kind,
             r["audience"],
             str(r["version"]),

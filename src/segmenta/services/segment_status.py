@@ -43,7 +43,7 @@ class SegmentCommands(SegmentsBase):
 
     def _get(self, s: Session, name: str | int) -> Segment:
         """A segment not deleted, by name, or by id when ``name`` is an int."""
-        if isinstance(name, int) and not isinstance(name, bool):
+        if not isinstance(name, str):
             seg = s.scalar(select(Segment).where(Segment.id == name, Segment.deleted_at.is_(None)))
             if seg is None:
                 raise NotFound([Problem(f"segment id {name}", "no saved segment has this id")])

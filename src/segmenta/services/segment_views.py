@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from segmenta.store.models import RefreshRun, Segment, SegmentVersion, Usage
 
 if TYPE_CHECKING:
-    from segmenta.services.membership_store import Membership
     from segmenta.store.database import Store
 
 
@@ -58,10 +57,10 @@ class SegmentViews:
 
     store: Store
 
-    def _get(self, s: Session, name: str | int) -> Segment:  # pragma: no cover - provided by SegmentsBase
+    def _get(self, s: Session, name: Any) -> Segment:  # pragma: no cover - provided by SegmentsBase
         raise NotImplementedError
 
-    def membership(self, seg: Segment) -> Membership:  # pragma: no cover - provided by SegmentsBase
+    def membership(self, seg: Segment) -> Any:  # pragma: no cover - provided by SegmentsBase
         raise NotImplementedError
 
     def show(self, name: str | int) -> dict[str, Any]:

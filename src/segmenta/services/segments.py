@@ -197,7 +197,7 @@ class Segments(SegmentCommands):
                 return self.show_in(s, seg)
             version = newest + 1
             s.add(SegmentVersion(segment_id=seg.id, version=version, definition=raw, created_at=clock.now()))
-            if seg.live_version is None:
+            if seg.live_version is None and seg.status != Status.GOING_LIVE:  # nothing evaluates it yet
                 seg.current_version = version
                 what = f"version {version}"
             else:
