@@ -170,6 +170,7 @@ def test_random_sigkills_during_refreshes_never_split_show_from_members(crash_li
     # after all that, refreshes carry on as usual
     life.run("segment", "refresh", "Recent", now=_now(999))
     _check(life, KILLS)
+    assert list((life.ws / ".runs").glob("*.lock")) == []  # no dead owner's lock file is left behind
     print(f"one refresh: {cycle * 1000:.0f} ms; last run after each of {KILLS} kills: {outcomes}")
 
 

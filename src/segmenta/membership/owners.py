@@ -80,3 +80,24 @@ def owner_alive(workspace: Path, message: str | None) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def sweep(workspace: Path) -> int:
+    """Remove the lock files of owners that died (e.g. killed before their run was recorded); returns how many."""
+    removed = 0
+    for path in (Path(workspace) / RUNS_DIR).glob("*.lock"):
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its owner is at work
+        else:
+            path.unlink(missing_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed

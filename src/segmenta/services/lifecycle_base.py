@@ -18,7 +18,7 @@ from sqlglot import exp
 from segmenta import clock
 from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
 from segmenta.membership import Changes, MembershipStore, membership_for
-from segmenta.membership.owners import RunOwner, owner_alive
+from segmenta.membership.owners import RunOwner, owner_alive, sweep
 from segmenta.model.schema import ColumnType, hint
 from segmenta.model.validate import parse_definition
 from segmenta.services.segment_config import SegmentConfig
@@ -279,6 +279,7 @@ class SegmentsBase(SegmentViews):
                     finished.append(run_id)
             except Exception as exc:  # noqa: BLE001 - one segment's trouble must not stop the others or the open
                 log.warning("could not reconcile run %d of segment %d: %s", run_id, seg_id, exc)
+        sweep(self.ws.path)
         return finished
 
     def _reconcile_run(self, run_id: int, seg_id: int) -> bool:
