@@ -400,3 +400,31 @@ def test_a_query_over_the_statement_timeout_is_cancelled_and_the_pool_stays_usab
         engine.run("SELECT pg_sleep(20)")
     assert time.perf_counter() - start < 10  # cancelled on the server, not waited out
     assert engine.run('SELECT count(*) AS n FROM "contact"').to_pylist() == [{"n": 8}]
+
+
+def test_stream_hands_out_bounded_batches_of_the_whole_result(pg_ws: segmenta.Workspace) -> None:
+    import sqlglot
+
+    query = sqlglot.parse_one("SELECT k, k % 7 AS r FROM generate_series(1, 150000) AS g(k) ORDER BY k", dialect="postgres")
+    batches = list(pg_ws.engine.stream(query, batch_size=65_536))
+    assert [b.num_rows for b in batches] == [65_536, 65_536, 150_000 - 2 * 65_536]
+    assert pa.Table.from_batches(batches).column("k").to_pylist() == list(range(1, 150_001))
+    with pytest.raises(EngineError, match="no_such_table"):
+        list(pg_ws.engine.stream(sqlglot.parse_one("SELECT * FROM no_such_table")))
+    assert pg_ws.engine.run('SELECT count(*) AS n FROM "contact"').to_pylist() == [{"n": 8}]  # the pool is fine
+
+
+def test_a_mapped_table_that_does_not_exist_is_named(pg_url: str, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match=r"postgres\.tables\.order: cannot read sales_nowhere\.orders"):
+        segmenta.Workspace.init(
+            tmp_path / "ws",
+            model=CONFORMANCE / "model.yaml",
+            engine="postgres",
+            settings={"postgres": {"url": pg_url, "schema": "segmenta_missing_map", "tables": {"order": "sales_nowhere.orders"}}},
+        )
+    assert not (tmp_path / "ws").exists()
+    _psql(
+        pg_url,
+        'DROP SCHEMA IF EXISTS "segmenta_missing_map" CASCADE',
+        'DROP SCHEMA IF EXISTS "segmenta_missing_map_meta" CASCADE',
+    )

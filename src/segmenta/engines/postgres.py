@@ -279,12 +279,18 @@ class PostgresEngine(Engine):
                 f"(from {self.settings.url_source}): {str(exc).strip()}"
             ) from None
         path = [self.schema] + ([self.settings.tables_schema] if self.settings.tables_schema else [])
-        conn.execute("SELECT set_config('TimeZone', 'UTC', false), set_config('search_path', %s, false)", [_search_path(path)])
-        if not self._prepared:
-            with self._prepare_lock:
-                if not self._prepared:
-                    self._prepare(conn)
-                    self._prepared = True
+        try:
+            conn.execute(
+                "SELECT set_config('TimeZone', 'UTC', false), set_config('search_path', %s, false)", [_search_path(path)]
+            )
+            if not self._prepared:
+                with self._prepare_lock:
+                    if not self._prepared:
+                        self._prepare(conn)
+                        self._prepared = True
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _prepare(self, conn: Any) -> None:
@@ -296,11 +302,22 @@ class PostgresEngine(Engine):
             view = exp.Table(this=_ident(name), db=_ident(self.schema))
             source = exp.select(exp.Star()).from_(exp.Table(this=_ident(table), db=_ident(schema)))
             statements.append(exp.Create(this=view, kind="VIEW", replace=True, expression=source))
+        import psycopg
+
         with conn.transaction():
             # Two processes opening the same new workspace would race on CREATE SCHEMA.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.schema])
-            for statement in statements:
+            for statement in statements[:2]:
                 conn.execute(statement.sql(dialect="postgres"))
+            for (name, (schema, table)), statement in zip(self.settings.tables.items(), statements[2:], strict=True):
+                try:
+                    with conn.transaction():
+                        conn.execute(statement.sql(dialect="postgres"))
+                except psycopg.Error as exc:
+                    raise EngineError(
+                        f"segmenta.yaml: postgres.tables.{name}: cannot read {schema}.{table} "
+                        f"({str(exc).strip().splitlines()[0]}); name an existing table this user may SELECT from"
+                    ) from None
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
@@ -323,6 +340,20 @@ class PostgresEngine(Engine):
             if cur.description is None:
                 return pa.table({})
             return _arrow(cur.description, cur.fetchall())
+
+    def stream(self, query: exp.Expr, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The rows of ``query`` in batches from a server-side cursor: memory for one batch, not the result."""
+        sql = self.sql(query)
+        try:
+            with self.connection() as conn, conn.transaction(), conn.cursor(name="segmenta_stream") as cur:
+                cur.itersize = batch_size
+                cur.execute(sql)
+                while rows := cur.fetchmany(batch_size):
+                    yield from _arrow(cur.description, rows).to_batches(max_chunksize=batch_size)
+        except EngineError:
+            raise
+        except Exception as exc:  # as run() does: the SQL that failed, once
+            raise EngineError(f"PostgresEngine failed: {exc}", sql=sql) from exc
 
     def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
         with self.connection() as conn, conn.transaction():
