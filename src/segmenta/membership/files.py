@@ -146,7 +146,7 @@ class FileMembership(MembershipBase):
 
     @property
     def _spark_type(self) -> str:
-        return key_data_type(self.key_type).sql(dialect="spark")
+        return key_data_type(self.key_type).sql(dialect=self.engine.dialect)
 
     @property
     def _members_schema(self) -> str:
