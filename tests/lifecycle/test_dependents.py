@@ -41,3 +41,21 @@ def test_a_reader_that_is_not_live_is_left_alone_and_a_snapshot_republish_refres
     assert life.members("Reader") == [1, 8]
     assert life.members("Stopped reader") == [1, 3, 5]
     assert [r["trigger"] for r in life.json("segment", "history", "Stopped reader")] == ["publish"]
+
+
+def test_a_list_change_or_a_manual_refresh_carries_through_to_live_readers(life: Lifecycle) -> None:
+    in_list = {"audience": "contact", "groups": [{"where": {"in_segment": "Fair"}}]}
+    life.run("segment", "create", "--list", "--audience", "contact", "--name", "Fair")
+    life.run("segment", "create", life.definition("f", in_list), "--name", "Fair reader")
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "create", life.definition("r", READS_UK), "--name", "Reader")
+    for name in ("Fair reader", "UK contacts", "Reader"):
+        life.run("segment", "publish", name)
+    assert "Fair reader refreshed after it: 2 members" in life.run("segment", "add", "Fair", "2", "3").stdout
+    assert life.members("Fair reader") == [2, 3]
+    life.run("segment", "remove", "Fair", "2")
+    assert life.members("Fair reader") == [3]
+    life.load_contacts([(1, "ann@example.com", "UK", 0)], now="2026-10-01T14:00:00")
+    life.run("segment", "refresh", "UK contacts", now="2026-10-01T14:00:00")
+    assert life.members("Reader") == [1]
+    assert [r["trigger"] for r in life.json("segment", "history", "Reader")] == ["publish", "dependency"]

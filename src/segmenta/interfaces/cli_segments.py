@@ -150,8 +150,14 @@ def configure(
 def publish(name: Name) -> None:
     """Draft -> Live: validate against the current model and evaluate."""
     with _busy(f"publishing {name}"):
-        r, (done, failed) = with_segments(lambda s: (s.publish(name), s.last_dependents))
+        r, dependents = with_segments(lambda s: (s.publish(name), s.last_dependents))
     _result(r, "is live")
+    _followers(dependents)
+
+
+def _followers(dependents: tuple[list[RefreshResult], list[tuple[str, str]]]) -> None:
+    """The live segments reading the one just changed, refreshed after it."""
+    done, failed = dependents
     for d in done:
         _result(d, "refreshed after it")
     for n, why in failed:
@@ -162,11 +168,12 @@ def publish(name: Name) -> None:
 def refresh(name: Name) -> None:
     """Re-evaluate a live dynamic segment now."""
     with _busy(f"refreshing {name}"):
-        r = with_segments(lambda s: s.refresh(name))
+        r, dependents = with_segments(lambda s: (s.refresh(name), s.last_dependents))
     if r.run_id is None:
         _say(f"{r.name}: {r.note}")
         return
     _result(r, "refreshed")
+    _followers(dependents)
 
 
 @segment_app.command("stop")
@@ -233,13 +240,17 @@ def members(
 @segment_app.command("add")
 def add(name: Name, keys: Annotated[list[str], typer.Argument(help="Record keys")]) -> None:
     """Add records to a static list by key."""
-    _result(with_segments(lambda s: s.add(name, keys)), "updated")
+    r, dependents = with_segments(lambda s: (s.add(name, keys), s.last_dependents))
+    _result(r, "updated")
+    _followers(dependents)
 
 
 @segment_app.command("remove")
 def remove(name: Name, keys: Annotated[list[str], typer.Argument(help="Record keys")]) -> None:
     """Remove records from a static list by key."""
-    _result(with_segments(lambda s: s.remove(name, keys)), "updated")
+    r, dependents = with_segments(lambda s: (s.remove(name, keys), s.last_dependents))
+    _result(r, "updated")
+    _followers(dependents)
 
 
 @segment_app.command("import-csv")
@@ -253,11 +264,13 @@ def import_csv_cmd(
     ] = None,
 ) -> None:
     """Add the active records whose email matches the file's to a static list."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from segmenta.services.csvimport import STEPS, import_csv
 
-    with Progress(console=err, transient=True) as progress:
+    console = err if isinstance(err, Console) else err.console()  # the CLI's stderr console may be made lazily
+    with Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=len(STEPS))
 
         def step(what: str) -> None:

@@ -8,7 +8,9 @@ force), else the current one. A publish parses and compiles its definition once:
 compiled to validate it is the query that is evaluated. When the published segment's
 membership may have changed, the live dynamic segments that read it through ``in_segment``
 (directly or through others) are refreshed right after it, readers after the segments they
-read, so nobody sees a reader that lags the segment it reads (issue 8 section 5).
+read, so nobody sees a reader that lags the segment it reads (issue 8 section 5). The same
+happens after a refresh a user asks for and after a static list's add, remove or import
+when they changed members; the worker's own refreshes already run in dependency order.
 """
 
 from __future__ import annotations
@@ -82,6 +84,13 @@ class SegmentCommands(SegmentsBase):
         self.last_dependents = self._refresh_dependents(seg_name)
         return result
 
+    def change_members(self, seg: Segment, keys: exp.Query, action: str) -> RefreshResult:
+        """A static list's add/remove/import, then its live readers are refreshed as after a publish."""
+        result = super().change_members(seg, keys, action)
+        if result.entered or result.exited:
+            self.last_dependents = self._refresh_dependents(result.name)
+        return result
+
     def _refresh_dependents(self, name: str) -> tuple[list[RefreshResult], list[tuple[str, str]]]:
         """Refresh the live dynamic segments reading ``name`` (transitively), in dependency order.
 
@@ -128,7 +137,10 @@ class SegmentCommands(SegmentsBase):
                 return RefreshResult(seg.name, seg.size or 0, 0, 0, seg.live_version, None, f"nothing changed: {why}")
             transition(seg.name, seg.status, Action.REFRESH)
             seg_id = seg.id
-        return self._evaluate(seg_id, trigger=trigger)
+        result = self._evaluate(seg_id, trigger=trigger)
+        if trigger == "refresh" and (result.entered or result.exited):  # asked for by a user: readers follow now
+            self.last_dependents = self._refresh_dependents(result.name)
+        return result
 
     def stop(self, name: str | int) -> dict[str, Any]:
         """Live -> stopped; refused while live segments or active users depend on it (they are listed)."""
