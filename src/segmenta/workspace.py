@@ -13,6 +13,7 @@ The CLI is a thin layer over these methods; the service and notebooks use them t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -131,6 +132,7 @@ class Workspace:
         config, previous = _initial_config(path / CONFIG_FILE, settings, engine)
         created = not path.exists()
         private_dir(path)  # 0700: the store holds password hashes and tokens, the data customer records
+        ws: Workspace | None = None
         try:
             (path / MODEL_FILE).write_text(yaml.safe_dump(chosen.to_data(), sort_keys=False), encoding="utf-8")
             (path / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -143,6 +145,10 @@ class Workspace:
             if sample:
                 sample_data.generate(ws, contacts=contacts, seed=seed, progress=progress)
         except BaseException:
+            if ws is not None:  # what the engine made outside the directory (PostgreSQL: its schemas)
+                with contextlib.suppress(Exception):  # the error that stopped init is the one to report
+                    ws.engine.discard()
+                ws.close()
             if created:
                 shutil.rmtree(path, ignore_errors=True)
             else:

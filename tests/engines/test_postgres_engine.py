@@ -428,3 +428,36 @@ def test_a_mapped_table_that_does_not_exist_is_named(pg_url: str, tmp_path: Path
         'DROP SCHEMA IF EXISTS "segmenta_missing_map" CASCADE',
         'DROP SCHEMA IF EXISTS "segmenta_missing_map_meta" CASCADE',
     )
+
+
+def test_a_failed_init_leaves_no_schema_behind_but_never_drops_one_it_found(pg_url: str, tmp_path: Path) -> None:
+    def interrupted(step: str, done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    fresh = f"segmenta_failed_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(KeyboardInterrupt):
+        segmenta.Workspace.init(
+            tmp_path / "a",
+            sample=True,
+            contacts=50,
+            progress=interrupted,
+            engine="postgres",
+            settings={"postgres": {"url": pg_url, "schema": fresh}},
+        )
+    assert not _schemas(pg_url, fresh) and not (tmp_path / "a").exists()
+
+    kept = f"segmenta_kept_{uuid.uuid4().hex[:8]}"
+    _psql(pg_url, f'CREATE SCHEMA "{kept}"', f'CREATE TABLE "{kept}"."note" (x int)', f'INSERT INTO "{kept}"."note" VALUES (1)')
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            segmenta.Workspace.init(
+                tmp_path / "b",
+                sample=True,
+                contacts=50,
+                progress=interrupted,
+                engine="postgres",
+                settings={"postgres": {"url": pg_url, "schema": kept}},
+            )
+        assert _psql(pg_url, f'SELECT x FROM "{kept}"."note"') == [(1,)]
+    finally:
+        _psql(pg_url, f'DROP SCHEMA IF EXISTS "{kept}" CASCADE', f'DROP SCHEMA IF EXISTS "{kept}_meta" CASCADE')

@@ -162,6 +162,13 @@ class Engine(ABC):
         """Hook: remove a table :meth:`stage` made; nothing happens when it is gone already."""
         self.execute([exp.Drop(tables=[exp.Table(this=exp.to_identifier(name, quoted=True))], kind="TABLE", exists=True)])
 
+    def discard(self) -> None:
+        """Hook: remove what this engine created for a workspace outside its directory (``init`` failed part way).
+
+        By default nothing: the data lives in the workspace directory, which ``init`` removes.
+        """
+        return None
+
     @contextmanager
     def session(self) -> Iterator[Engine]:
         """Hook: the engine one request of a concurrent service uses, for the request's duration.

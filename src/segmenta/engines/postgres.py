@@ -262,6 +262,7 @@ class PostgresEngine(Engine):
         self._pool = _Pool(self._connect, settings.pool_size)
         self._prepared = False
         self._prepare_lock = threading.Lock()
+        self._created: set[str] = set()  # the schemas this engine made (see discard)
 
     # -- connections ---------------------------------------------------------------
 
@@ -307,6 +308,10 @@ class PostgresEngine(Engine):
         with conn.transaction():
             # Two processes opening the same new workspace would race on CREATE SCHEMA.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.schema])
+            existing = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", [[self.schema, self.meta_schema]]
+            ).fetchall()
+            self._created = {self.schema, self.meta_schema} - {r[0] for r in existing}
             for statement in statements[:2]:
                 conn.execute(statement.sql(dialect="postgres"))
             for (name, (schema, table)), statement in zip(self.settings.tables.items(), statements[2:], strict=True):
@@ -445,6 +450,11 @@ class PostgresEngine(Engine):
             .where(exp.column("table_schema").eq(exp.Literal.string(schema)))
         )
         return {r["table_name"] for r in self.run(q).to_pylist()}
+
+    def discard(self) -> None:
+        """Drop the schemas this engine created (a failed ``init``); schemas that were there before stay."""
+        if self._created == {self.schema, self.meta_schema}:
+            self.drop_schemas()
 
     def drop_schemas(self) -> None:
         """Remove everything this workspace keeps in the database (its own two schemas; never the user's tables)."""
