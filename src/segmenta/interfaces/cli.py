@@ -1,6 +1,12 @@
 """The ``segmenta`` command line (contract section 5): a thin layer over :class:`segmenta.Workspace`.
 
 Exit status: 0 done; 2 rejected input (nothing changed); 1 anything else.
+
+Start-up is part of the interface: ``segmenta --help`` imports typer and nothing of segmenta's
+engines, store or services, and each command imports what it uses inside its function. Keep it
+so in command modules too (``cli_*.py`` register on :data:`app` when this module is imported):
+heavy imports (pyarrow, duckdb, sqlglot, SQLAlchemy, the services, rich's tables and progress
+bars) go inside the command functions. ``benchmarks/cli_startup.py`` measures it.
 """
 
 from __future__ import annotations
@@ -10,22 +16,48 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
 
 from segmenta.errors import Problem, RejectedInput, SegmentaError
-from segmenta.workspace import Workspace, default_workspace
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="segmenta: customer segments over your data.")
-segment_app = typer.Typer(no_args_is_help=True, help="Evaluate, inspect and manage segments.")
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from segmenta.workspace import Workspace
+
+# rich_markup_mode=None: help and usage errors are formatted by click, without typer.rich_utils
+# (rich's markdown and syntax highlighting), which would cost more than the rest of --help.
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="segmenta: customer segments over your data."
+)
+segment_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Evaluate, inspect and manage segments.")
 app.add_typer(segment_app, name="segment")
 
-out = Console()
-err = Console(stderr=True)
+
+class _LazyConsole:
+    """A rich Console made on first use, so commands that print nothing rich do not import rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def console(self) -> Console:
+        """The rich Console itself (made now if need be)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console(), name)
+
+
+out: Any = _LazyConsole()
+err: Any = _LazyConsole(stderr=True)
 
 T = TypeVar("T")
 
@@ -62,26 +94,31 @@ def _main(
 ) -> None:
     state.workspace = workspace
     state.store = store
-    from segmenta.store import database  # the store URL also reaches in_segment lookups of plain evaluations
+    if store is not None or "segmenta.store.database" in sys.modules:  # SQLAlchemy only when a store is in play
+        from segmenta.store import database  # the store URL also reaches in_segment lookups of plain evaluations
 
-    database.override_url = store
-    # The override lives as long as this invocation: a later use of the library in the same
-    # process (tests, notebooks driving the CLI) must not inherit another command's store.
-    ctx.call_on_close(lambda: setattr(database, "override_url", None))
+        database.override_url = store
+        # The override lives as long as this invocation: a later use of the library in the same
+        # process (tests, notebooks driving the CLI) must not inherit another command's store.
+        ctx.call_on_close(lambda: setattr(database, "override_url", None))
     state.engine = engine
 
 
 def workspace_path() -> Path:
-    return state.workspace if state.workspace is not None else default_workspace()
+    if state.workspace is not None:
+        return state.workspace
+    from segmenta.workspace import default_workspace
+
+    return default_workspace()
 
 
 def fail(exc: BaseException) -> NoReturn:
     """Report an error on stderr, one problem per line, and exit with the contract's status."""
     if isinstance(exc, RejectedInput):
         for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+            typer.echo(str(problem), err=True)
         raise typer.Exit(2)
-    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(1)
 
 
@@ -94,12 +131,14 @@ def errors() -> Iterator[None]:
     except SegmentaError as exc:
         fail(exc)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        typer.echo("interrupted", err=True)
         raise typer.Exit(1) from None
 
 
 def with_workspace(fn: Callable[[Workspace], T]) -> T:
     with errors():
+        from segmenta.workspace import Workspace
+
         ws = Workspace.open(workspace_path(), engine=state.engine)
         try:
             return fn(ws)
@@ -119,6 +158,8 @@ def init(
 ) -> None:
     """Create a workspace from a model, or from the sample CRM."""
     with errors():
+        from segmenta.workspace import Workspace
+
         path = workspace_path()
         if sample:
             with _progress() as progress:
@@ -134,7 +175,7 @@ def init(
             ws = Workspace.init(path, model=model, engine=state.engine)
         tables = ", ".join(ws.model.tables)
         ws.close()
-    out.print(f"workspace ready at {path} (tables: {tables})", highlight=False)
+    typer.echo(f"workspace ready at {path} (tables: {tables})")
 
 
 @app.command()
@@ -144,7 +185,7 @@ def load(
 ) -> None:
     """Replace a table's rows with a file's; the whole file is checked first."""
     rows = with_workspace(lambda ws: ws.load(table, file))
-    out.print(f"loaded {rows} rows into {table}", highlight=False)
+    typer.echo(f"loaded {rows} rows into {table}")
 
 
 # -- segment commands ------------------------------------------------------------------
@@ -163,7 +204,7 @@ def evaluate(
     if out_file is not None:
         with errors():
             write_keys(out_file, result.key, result.keys)
-    out.print(f"{result.count} members", highlight=False)
+    typer.echo(f"{result.count} members")  # plain lines: rich is imported only for tables and progress bars
 
 
 @segment_app.command("sql")
@@ -190,6 +231,8 @@ def preview(
     """Member count and the first members, PII masked unless --show-pii."""
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     result = with_workspace(lambda ws: ws.preview(Path(segment), limit=limit, columns=cols, show_pii=show_pii, as_of=as_of))
+    from rich.table import Table as RichTable
+
     table = RichTable(*result.columns)
     for row in result.rows:
         table.add_row(*["" if row[c] is None else str(row[c]) for c in result.columns])
@@ -220,18 +263,25 @@ def write_keys(path: Path, key: str, keys: list[Any]) -> None:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description:>14}"),
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,}"),
         TimeElapsedColumn(),
-        console=err,
+        console=err.console(),
         transient=True,
     )
 
 
 def main() -> None:
     """Console entry point; click reports usage errors with exit status 2, like rejected input."""
+    import os
+
+    # pydantic looks for plugins through importlib.metadata on first use, a cost every command would
+    # pay; a user who does use pydantic plugins can still set the variable themselves.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()
 
 

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 
 from segmenta.interfaces.cli import app, errors, workspace_path
-from segmenta.services import audit
 
 
 def first_start_message(username: str, password: str, token: str, url: str) -> str:
@@ -145,6 +144,8 @@ def users_reset_password(username: Annotated[str, typer.Argument(help="The user 
 
     def reset(svc: Any) -> None:
         svc.users.update_user(username, {"password": password})
+        from segmenta.services import audit  # SQLAlchemy: imported when used
+
         audit.record(svc.store, user="(cli)", action="cli.reset_password", obj=username)
 
     _users(reset)
@@ -160,6 +161,8 @@ def users_token(
 
     def make(svc: Any) -> str:
         token: str = svc.users.create_token(username, label=label)
+        from segmenta.services import audit  # SQLAlchemy: imported when used
+
         audit.record(svc.store, user="(cli)", action="cli.create_token", obj=username)
         return token
 

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 
 from segmenta.interfaces.cli_serve import _users, users_app
-from segmenta.services import audit
 
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens of a user: list, create (with an expiry), revoke.")
 users_app.add_typer(tokens_app, name="tokens")
@@ -37,6 +36,8 @@ def tokens_create(
 
     def make(svc: Any) -> str:
         token: str = svc.users.create_token(username, label=label, expires_in_days=expires_in_days)
+        from segmenta.services import audit  # SQLAlchemy: imported when used
+
         audit.record(
             svc.store,
             user="(cli)",
@@ -58,6 +59,8 @@ def tokens_revoke(
 
     def revoke(svc: Any) -> dict[str, Any]:
         done: dict[str, Any] = svc.users.revoke_token(username, token_id)
+        from segmenta.services import audit  # SQLAlchemy: imported when used
+
         audit.record(svc.store, user="(cli)", action="cli.revoke_token", obj=f"{username}/{token_id}")
         return done
 
