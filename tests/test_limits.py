@@ -19,6 +19,7 @@ from segmenta import Workspace
 from segmenta.errors import DefinitionError, ModelError, RejectedInput
 from segmenta.model.schema import Model
 from segmenta.model.validate import DefinitionLimits, load_definition_text, parse_definition, statement_timeout_from_config
+from tests.spark.conftest import spark_session  # noqa: F401 - the one SparkSession fixture
 
 COND = {"attribute": "firstname", "op": "eq", "value": "Ann"}
 BILLION_LAUGHS = "\n".join(
@@ -354,3 +355,37 @@ def test_memory_limit_as_a_share_of_the_machine() -> None:
     assert DuckDBSettings.from_config({"memory_limit": "50%"}).memory_bytes == physical_memory() // 2
     assert DuckDBSettings.from_config({"memory_limit": "2GB"}).memory_bytes == 2 * 10**9
     assert DuckDBSettings.from_config({"memory_limit": "512MiB"}).memory_bytes == 512 * 2**20
+
+
+@pytest.mark.spark
+def test_spark_query_over_the_timeout_is_cancelled_and_the_session_stays_usable(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from segmenta.engines.spark import SparkEngine, SparkSettings
+    from segmenta.errors import Timeout
+
+    spark = request.getfixturevalue("spark_session")
+    engine = SparkEngine(tmp_path, SparkSettings(master=spark.sparkContext.master))
+    engine.statement_timeout_s = 3.0
+    with pytest.raises(Timeout) as info:
+        engine.run("SELECT count(*) AS n FROM range(3000000) a CROSS JOIN range(3000000) b WHERE a.id + b.id = 7")
+    assert "limit of 3 s (setting limits.statement_timeout_s)" in str(info.value)
+    assert engine.run("SELECT 42 AS x").to_pylist() == [{"x": 42}]
+
+
+def test_workspace_reads_definition_limits_from_its_settings(tmp_path: Path, conformance_dir: Path) -> None:
+    ws_path = tmp_path / "ws"
+    Workspace.init(ws_path, model=conformance_dir / "model.yaml").close()
+    config = ws_path / "segmenta.yaml"
+    original = config.read_text()
+    config.write_text(original + "limits:\n  max_conditions: 5\n")
+    seg = tmp_path / "six.json"
+    seg.write_text(json.dumps(one({"all": [COND] * 5})))  # the all and its five items: six conditions
+    r = segmenta("--workspace", str(ws_path), "segment", "evaluate", str(seg))
+    assert (r.returncode, r.stderr) == (
+        2,
+        "/groups/0/where: 6 conditions exceed the limit of 5 (setting limits.max_conditions)\n",
+    )
+    config.write_text(original + "limits:\n  max_depth: 0\n")
+    r = segmenta("--workspace", str(ws_path), "segment", "evaluate", str(seg))
+    assert (r.returncode, r.stderr) == (2, "segmenta.yaml: limits.max_depth: must be a whole number from 1 to 64, not 0\n")

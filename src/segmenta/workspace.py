@@ -34,8 +34,7 @@ from segmenta.errors import DefinitionError, NotFound, Problem, RejectedInput
 from segmenta.fileio import make_private, private_dir
 from segmenta.model.definition import Definition
 from segmenta.model.schema import Model
-from segmenta.model.validate import load_definition_text, parse_definition
-from segmenta.services.loading import read_table_file
+from segmenta.model.validate import DEFAULT_LIMITS, DefinitionLimits, load_definition_text, parse_definition
 
 MODEL_FILE = "model.yaml"
 CONFIG_FILE = "segmenta.yaml"
@@ -86,6 +85,8 @@ class Workspace:
         self.model = model
         self.engine = engine
         self.config = config
+        #: Bounds of a definition (``limits:`` in segmenta.yaml); pass them to every parse_definition.
+        self.limits = DefinitionLimits.from_config(config.get("limits"))
         #: Resolves ``in_segment``: by default the stored membership of a live saved segment
         #: (segmenta.services.segments; the store is opened on first use).
         self.segment_source: SegmentSource | None = _saved_segments(self)
@@ -194,6 +195,8 @@ class Workspace:
         refused = self.engine.read_only_reason(table)
         if refused is not None:
             raise RejectedInput([Problem(table, refused)])
+        from segmenta.services.loading import read_table_file  # pyarrow's CSV and Parquet readers: only for load
+
         data = read_table_file(file, table, self.model.table(table))
         self.engine.replace_table(table, self.model.table(table), data)
         return data.num_rows
@@ -204,7 +207,7 @@ class Workspace:
         """Parse and validate a definition from a file path, JSON/YAML text, plain data or a Definition."""
         if isinstance(source, Definition):
             return source
-        return parse_definition(read_definition(source), self.model)
+        return parse_definition(read_definition(source, limits=self.limits), self.model, limits=self.limits)
 
     def compile(self, source: DefinitionLike, *, as_of: dt.datetime | str | None = None) -> exp.Select:
         """The sqlglot tree selecting the members' keys."""
@@ -276,7 +279,7 @@ class Workspace:
         return Preview(count=count, columns=chosen, rows=rows, masked=masked)
 
 
-def read_definition(source: Path | str | Mapping[str, Any]) -> Any:
+def read_definition(source: Path | str | Mapping[str, Any], *, limits: DefinitionLimits = DEFAULT_LIMITS) -> Any:
     """The raw data of a definition given as a file path, JSON/YAML text or plain data (not yet validated)."""
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "audience", "name"))):
         p = Path(source)
@@ -284,9 +287,9 @@ def read_definition(source: Path | str | Mapping[str, Any]) -> Any:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise DefinitionError([Problem(str(p), f"cannot read the definition: {exc.strerror}")]) from None
-        return load_definition_text(text, source=str(p))
+        return load_definition_text(text, source=str(p), limits=limits)
     if isinstance(source, str):
-        return load_definition_text(source)
+        return load_definition_text(source, limits=limits)
     return source
 
 
