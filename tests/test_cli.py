@@ -220,3 +220,35 @@ def test_load_unknown_table_exits_2(ws: Path, tmp_path: Path) -> None:
     f.write_text("a\n1\n")
     r = run("--workspace", str(ws), "load", "contacts", str(f))
     assert r.returncode == 2 and "did you mean 'contact'" in r.stderr
+
+
+def test_a_workspace_held_by_another_process_is_one_clear_line(ws: Path, tmp_path: Path) -> None:
+    # DuckDB lets one process open the data at a time (`segmenta serve` holds it while it runs).
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, segmenta; ws = segmenta.Workspace.open(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+            str(ws),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        seg = write(tmp_path, "s.json", {"audience": "contact", "groups": [{"where": {"all": []}}]})
+        line = (
+            f"error: the workspace {ws} is in use by another process (pid {holder.pid}, e.g. `segmenta serve`), "
+            "which holds the lock on its data; stop it or use its REST API\n"
+        )
+        for command in (["evaluate", str(seg)], ["sql", str(seg)], ["preview", str(seg)]):
+            r = run("--workspace", str(ws), "segment", *command, "--as-of", AS_OF)
+            assert (r.returncode, r.stdout, r.stderr) == (1, "", line), command
+    finally:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.wait(30)
+        holder.stdout.close()
+    r = run("--workspace", str(ws), "segment", "evaluate", str(seg), "--as-of", AS_OF)
+    assert r.returncode == 0 and r.stdout.strip().endswith("7 members"), r.stderr

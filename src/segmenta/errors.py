@@ -86,3 +86,15 @@ class Timeout(SegmentaError):
         self.sql = sql
         self.limit_s = limit_s
         super().__init__(message)
+
+
+class WorkspaceBusy(SegmentaError):
+    """Another process (typically ``segmenta serve``) holds the workspace's data file open.
+
+    DuckDB lets one process at a time open a database for writing, and none for reading beside
+    it; the message names the workspace and the other process.
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None) -> None:
+        self.pid = pid
+        super().__init__(message)

@@ -24,7 +24,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.engines.base import Engine
-from segmenta.errors import Problem, RejectedInput
+from segmenta.errors import Problem, RejectedInput, WorkspaceBusy
 from segmenta.model.schema import ColumnType, Table
 
 #: How each model type is stored.
@@ -145,7 +145,13 @@ class DuckDBEngine(Engine):
         self.path = str(path) if path is not None else ":memory:"
         self.settings = settings if settings is not None else DuckDBSettings()
         config = {"memory_limit": f"{self.settings.memory_bytes // 2**20}MiB", "threads": self.settings.threads}
-        self.con = duckdb.connect(self.path, read_only=read_only, config=config)
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            busy = _busy(self.path, exc)
+            if busy is None:
+                raise
+            raise busy from None
         self.con.execute("SET TimeZone = 'UTC'")
         if self.path != ":memory:" and not read_only:
             self._make_files_private()
@@ -212,6 +218,24 @@ class DuckDBEngine(Engine):
         self.con.close()
         if self.path != ":memory:" and Path(self.path + ".wal").exists():
             self._make_files_private()
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
+
+
+def _busy(path: str, exc: Exception) -> WorkspaceBusy | None:
+    """The clear error for DuckDB's "Could not set lock on file" (another process holds the database), else None."""
+    text = str(exc)
+    if "Could not set lock" not in text and "Conflicting lock" not in text:
+        return None
+    m = _LOCK_HOLDER.search(text)
+    pid = int(m.group(1)) if m else None
+    who = f"pid {pid}, e.g. `segmenta serve`" if pid is not None else "e.g. `segmenta serve`"
+    return WorkspaceBusy(
+        f"the workspace {Path(path).parent} is in use by another process ({who}), which holds the lock on its data; "
+        "stop it or use its REST API",
+        pid=pid,
+    )
 
 
 def arrow_result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
