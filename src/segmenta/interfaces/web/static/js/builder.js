@@ -185,12 +185,16 @@ function renderTree(node, tname, ptr, replace, isRoot) {
 /** A searchable attribute picker grouped by table: a filter box above a grouped select. */
 function fieldPicker(fields, current, ptr, onPick) {
   const sel = el("select", { id: `${ptr}/field`, "aria-label": "Attribute", onchange: (e) => onPick(fields.find((x) => x.key === e.target.value)) });
+  let matches = fields;
   const fill = (q) => {
     const needle = q.trim().toLowerCase();
+    const hit = (f) => !needle || f.label.toLowerCase().includes(needle) || (f.attribute || f.measure || "").toLowerCase().includes(needle)
+      || f.group.toLowerCase().includes(needle);
+    matches = fields.filter((f) => hit(f) && !f.disabled);
     const groups = new Map();
     for (const f of fields) {
-      const hit = !needle || f.label.toLowerCase().includes(needle) || (f.attribute || f.measure || "").toLowerCase().includes(needle) || f.key === (current && current.key);
-      if (!hit) continue;
+      // The current choice stays listed (the select must show it) even when the search leaves it out.
+      if (!hit(f) && !(current && f.key === current.key)) continue;
       if (!groups.has(f.group)) groups.set(f.group, el("optgroup", { label: f.group }));
       groups.get(f.group).append(el("option", { value: f.key, text: f.label, disabled: f.disabled, title: f.attribute ? `${f.table}.${f.attribute}` : f.label }));
     }
@@ -202,11 +206,8 @@ function fieldPicker(fields, current, ptr, onPick) {
   const search = el("input", { type: "search", id: `${ptr}/field-search`, class: "field-search", placeholder: "Search attributes", "aria-label": "Search attributes",
     oninput: (e) => {
       fill(e.target.value);
-      const first = [...sel.options].find((o) => !o.disabled && o.value);
-      if (first && e.target.value.trim() && first.value !== sel.value && [...sel.options].filter((o) => o.value && !o.disabled).length === 1) {
-        sel.value = first.value;
-        onPick(fields.find((x) => x.key === first.value));
-      }
+      // One attribute left: take it.
+      if (e.target.value.trim() && matches.length === 1 && (!current || matches[0].key !== current.key)) onPick(matches[0]);
     } });
   return el("label", { class: "field-picker" }, "Attribute", search, sel);
 }
