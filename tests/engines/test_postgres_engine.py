@@ -461,3 +461,19 @@ def test_a_failed_init_leaves_no_schema_behind_but_never_drops_one_it_found(pg_u
         assert _psql(pg_url, f'SELECT x FROM "{kept}"."note"') == [(1,)]
     finally:
         _psql(pg_url, f'DROP SCHEMA IF EXISTS "{kept}" CASCADE', f'DROP SCHEMA IF EXISTS "{kept}_meta" CASCADE')
+
+
+def test_a_malformed_url_is_refused_without_repeating_its_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGMENTA_POSTGRES_URL", raising=False)
+    with pytest.raises(RejectedInput) as caught:
+        segmenta.Workspace.init(
+            tmp_path / "ws",
+            model=CONFORMANCE / "model.yaml",
+            engine="postgres",
+            settings={"postgres": {"url": "postgresql://u:s3cret@[::1/db"}},
+        )
+    assert "postgres.url" in str(caught.value) and "s3cret" not in str(caught.value)
+    monkeypatch.setenv("SEGMENTA_POSTGRES_URL", "postgresql://u:s3cret@[::1/db")
+    with pytest.raises(RejectedInput) as caught:
+        segmenta.Workspace.init(tmp_path / "ws2", model=CONFORMANCE / "model.yaml", engine="postgres")
+    assert "$SEGMENTA_POSTGRES_URL" in str(caught.value) and "s3cret" not in str(caught.value)

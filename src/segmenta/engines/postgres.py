@@ -182,10 +182,8 @@ def _check_url(url: str, source: str) -> None:
         raise RejectedInput([Problem(where, "is not a PostgreSQL URL; write it as postgresql://user@host:5432/dbname")])
     try:
         conninfo_to_dict(url)
-    except Exception as exc:
-        raise RejectedInput(
-            [Problem(where, f"is not a PostgreSQL URL ({exc}); write it as postgresql://user@host:5432/dbname")]
-        ) from None
+    except Exception:  # the parser's message may quote the URL, password included: not repeated here
+        raise RejectedInput([Problem(where, "is not a PostgreSQL URL; write it as postgresql://user@host:5432/dbname")]) from None
 
 
 def _safe_url(url: str) -> str:
