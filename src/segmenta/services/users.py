@@ -41,7 +41,8 @@ TOKEN_PREFIX = "sgt_"
 MAX_NAME = 200  # the store's column width: longer names cannot exist
 MAX_PASSWORD = 1024
 MAX_TOKEN_DAYS = 3650
-_USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,100}$")
+USERNAME_PATTERN = r"^[A-Za-z0-9._@-]{1,100}$"
+_USERNAME = re.compile(USERNAME_PATTERN)
 _DUMMY_HASH = ""  # filled lazily: verifying an unknown user costs as much as a known one
 
 

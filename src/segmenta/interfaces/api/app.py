@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segmenta.errors import Problem, RejectedInput
@@ -337,6 +338,16 @@ def _install_docs(app: FastAPI) -> None:
         app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
 
 
+class WebMount(Mount):
+    """The web UI at "/", never answering an /api path: a wrong method on an API route stays a 405 with its Allow,
+    and an unknown API path a JSON 404 (a mount at "/" would otherwise take both, as the static files' 405/404)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if str(scope.get("path", "")).startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def create_app(workspace: str | Path | None = None, *, store_url: str | None = None, service: Service | None = None) -> FastAPI:
     """The service over ``workspace`` (or an already open :class:`Service`); closed when the app shuts down."""
     svc = service if service is not None else Service(workspace or "segmenta-workspace", store_url=store_url)
@@ -360,8 +371,8 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
         docs_url=None,  # our own /docs below: local assets, no inline script
         openapi_url="/openapi.json",
         redoc_url=None,
-        # Any route can answer 413 (BodyCap, before the route runs).
-        responses=error_responses(413),
+        # Any route can answer 400 (a malformed body or Content-Length) and 413 (BodyCap, before the route runs).
+        responses=error_responses(400, 413),
     )
     app.state.service = svc
     app.state.http_settings = settings
@@ -373,7 +384,7 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
     if STATIC.is_dir():
         from fastapi.staticfiles import StaticFiles
 
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="web")
+        app.router.routes.append(WebMount("/", app=StaticFiles(directory=STATIC, html=True), name="web"))
     # Added last = outermost: headers on every answer, then the body cap, then the CSRF check.
     app.add_middleware(CsrfGuard)
     app.add_middleware(BodyCap, settings=settings)

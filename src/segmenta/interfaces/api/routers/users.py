@@ -13,21 +13,24 @@ from typing import Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from segmenta.errors import Problem, RejectedInput
 from segmenta.interfaces.api.auth import SIGNED_IN, AuditRead, UsersAdmin, UsersRead, error_responses
 from segmenta.services import audit
-from segmenta.services.users import MAX_NAME, MAX_PASSWORD, MAX_TOKEN_DAYS
+from segmenta.services.users import MAX_NAME, MAX_PASSWORD, MAX_TOKEN_DAYS, MIN_PASSWORD, USERNAME_PATTERN
+from segmenta.store.auth_models import ROLES
 
 router = APIRouter(prefix="/api", tags=["users"])
 
 Username = Path(max_length=MAX_NAME, description="The user's name")
+# What the service checks itself (with its own messages, "did you mean ..."), stated in the OpenAPI document.
+ROLE_SCHEMA = {"enum": list(ROLES)}
+PASSWORD_SCHEMA = {"minLength": MIN_PASSWORD, "pattern": "^[^\\x00]*$"}
 
 
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=MAX_NAME)
-    password: str | None = Field(default=None, max_length=MAX_PASSWORD)
-    role: str = Field(max_length=20)
+    username: str = Field(min_length=1, max_length=MAX_NAME, json_schema_extra={"pattern": USERNAME_PATTERN})
+    password: str | None = Field(default=None, max_length=MAX_PASSWORD, json_schema_extra=PASSWORD_SCHEMA)
+    role: str = Field(max_length=20, json_schema_extra=ROLE_SCHEMA)
     pii_restricted: StrictBool = False
 
 
@@ -35,19 +38,20 @@ class UserChanges(BaseModel):
     """What an admin may change; a new ``password`` ends the user's sessions and revokes their tokens
     unless ``keep_tokens`` is true."""
 
+    # Each may be left out, but not sent as null (the schema types them without null; the default is never validated).
     model_config = ConfigDict(extra="forbid")
-    role: str | None = Field(default=None, max_length=20)
-    password: str | None = Field(default=None, max_length=MAX_PASSWORD)
-    pii_restricted: StrictBool | None = None
-    disabled: StrictBool | None = None
-    keep_tokens: StrictBool | None = None
+    role: str = Field(default=None, max_length=20, json_schema_extra=ROLE_SCHEMA)  # type: ignore[assignment]
+    password: str = Field(default=None, max_length=MAX_PASSWORD, json_schema_extra=PASSWORD_SCHEMA)  # type: ignore[assignment]
+    pii_restricted: StrictBool = None  # type: ignore[assignment]
+    disabled: StrictBool = None  # type: ignore[assignment]
+    keep_tokens: StrictBool = None  # type: ignore[assignment]
 
 
 class NewToken(BaseModel):
     """``expires_in_days`` or ``expires_at`` (ISO 8601, UTC when no offset); neither: valid until revoked."""
 
     model_config = ConfigDict(extra="forbid")
-    label: str = Field(default="", max_length=200)
+    label: str = Field(default="", max_length=200, json_schema_extra={"pattern": "^[^\\x00]*$"})
     expires_in_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS)
     expires_at: dt.datetime | None = None
 
@@ -104,9 +108,6 @@ def create_user(body: NewUser, ctx: UsersAdmin) -> dict[str, Any]:
 def update_user(body: UserChanges, ctx: UsersAdmin, username: str = Username) -> dict[str, Any]:
     """Change ``role``, ``password``, ``pii_restricted`` or ``disabled``."""
     changes = body.model_dump(exclude_unset=True)
-    nulls = [Problem(f"/{k}", "must not be null; leave it out to keep it as it is") for k, v in changes.items() if v is None]
-    if nulls:
-        raise RejectedInput(nulls)
     ctx.audit_detail = ", ".join(f"{k}={v}" if k != "password" else "password changed" for k, v in sorted(changes.items()))
     return ctx.service.users.update_user(username, changes, actor=ctx.user)
 
