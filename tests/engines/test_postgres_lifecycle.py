@@ -137,6 +137,14 @@ def test_the_service_runs_requests_side_by_side(ws: Path) -> None:
             t.join()
         assert not failures and answers == [len(NEVER)] * 2
 
+        # refreshes in one process reuse pooled connections (the TEMP delta table must not linger on them)
+        with service.segments() as segs:
+            segs.create(json.loads((CONFORMANCE / "segments" / "never_ordered.json").read_text()), name="never")
+            segs.publish("never")
+            for _ in range(3):
+                segs.refresh("never")
+            assert segs.members("never")[1] == NEVER
+
         admin = service.users.ensure_admin()
         assert admin is not None
         with TestClient(create_app(service=service)) as client:
