@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.web.conftest import cli, cookies, serving, sign_in
+from tests.web.conftest import cli, cookies, serving, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +42,8 @@ def open_and_save_each(browser, srv: dict[str, Any], files: list[Path]) -> None:
         pg.wait_for_selector("#builder-view:not([hidden])")
         pg.wait_for_function("(n) => document.querySelector('#builder-title').textContent === n", arg=seg["name"])
         pg.wait_for_function("() => !['…', ''].includes(document.querySelector('#estimate-count').textContent)")
+        if f.stem in ("spend_last_year_over_1500", "gold-managers-clicked-or-big-spenders"):
+            shot(pg, f"50-open-{f.stem}")
         with pg.expect_request(lambda r: r.method == "PUT" and "/api/segments/" in r.url) as sent:
             pg.click("#save-draft")
         pg.wait_for_function(

@@ -25,14 +25,17 @@ def get_model(ctx: Read) -> dict[str, Any]:
 
     ``vocabulary`` (operators per type, their labels and value shapes, count operators, window units,
     aggregate functions, links) is :func:`segmenta.model.operators.vocabulary`: the builder keeps no copy.
-    Each table carries ``rows`` (how many it holds now) so a new related block can start from the busiest one.
+    Each table at the many end of a relationship carries ``rows`` (how many it holds now), so a new
+    related block can start from the busiest relationship; the others are not counted.
     """
     out = model_json(ctx.model)
     out["vocabulary"] = vocabulary()
+    many = {r.from_table for r in ctx.model.relationships}
     for name, table in out["tables"].items():
         for mname, spec in table["measures"].items():
             spec["label"] = ctx.model.measures[mname].label or mname
-        table["rows"] = _row_count(ctx, name)
+        if name in many:
+            table["rows"] = _row_count(ctx, name)
     return out
 
 

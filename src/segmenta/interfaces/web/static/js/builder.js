@@ -391,10 +391,10 @@ function renderRelated(node, tname, ptr, replace) {
         if (n === null || (isTree(n) && !n.all && !n.any)) delete node.where; else node.where = n;
         structural();
       }, true));
-      whereBox.append(el("button", { type: "button", class: "link", id: `${ptr}/clear-where`, text: `Count every ${tableLabel(target)} record`,
+      whereBox.append(el("button", { type: "button", class: "link", id: `${ptr}/clear-where`, text: `${isAggregate ? "Use" : "Count"} every ${tableLabel(target)} record`,
         onclick: () => { delete node.where; structural(); } }));
     } else {
-      whereBox.append(el("span", { class: "muted", text: `every ${tableLabel(target)} record counts ` }),
+      whereBox.append(el("span", { class: "muted", text: `every ${tableLabel(target)} record ${isAggregate ? "is used" : "counts"} ` }),
         el("button", { type: "button", class: "link", id: `${ptr}/add-where`, text: "+ Only records that…",
           onclick: () => { node.where = { all: [newCondition(target)] }; structural(); } }));
     }
