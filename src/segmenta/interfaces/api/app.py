@@ -170,8 +170,9 @@ class BodyCap:
                 await _answer(send, 413, "PayloadTooLarge", message, ((b"connection", b"close"),))
                 return
         seen = 0
-        over = False
-        answered = False
+        over = False  # the body ran over the cap: the app reads no more of it
+        started = False  # the app's answer had begun (then it is left to finish it)
+        refused = False  # our 413 went out
 
         async def counted() -> Message:
             nonlocal seen, over
@@ -186,12 +187,13 @@ class BodyCap:
             return got
 
         async def guarded_send(msg: Message) -> None:
-            nonlocal answered
-            if over:
-                if not answered:
-                    answered = True
+            nonlocal started, refused
+            if over and not started:
+                if not refused:
+                    refused = True
                     await _answer(send, 413, "PayloadTooLarge", message, ((b"connection", b"close"),))
                 return
+            started = started or msg["type"] == "http.response.start"
             await send(msg)
 
         try:
@@ -199,8 +201,7 @@ class BodyCap:
         except Exception:
             if not over:
                 raise
-        if over and not answered:
-            answered = True
+        if over and not started and not refused:
             await _answer(send, 413, "PayloadTooLarge", message, ((b"connection", b"close"),))
 
 
