@@ -160,3 +160,31 @@ def test_the_service_runs_requests_side_by_side(ws: Path) -> None:
             assert r.json()["count"] == len(NEVER)
     finally:
         service.close()
+
+
+def test_a_refresh_killed_in_its_transaction_leaves_the_previous_membership(ws: Path, tmp_path: Path) -> None:
+    """SIGKILL inside the refresh's transaction: the server rolls it back when the connection drops."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import sigkill_when
+
+    run(ws, "segment", "create", str(CONFORMANCE / "segments" / "never_ordered.json"), "--name", "never")
+    run(ws, "segment", "publish", "never")
+    orders = (CONFORMANCE / "data" / "order.csv").read_text().rstrip("\n") + f"\n999,{NEVER[0]},5.0,2026-10-26T10:00:00,web\n"
+    (tmp_path / "order.csv").write_text(orders)
+    run(ws, "load", "order", str(tmp_path / "order.csv"))
+    marker = tmp_path / "in-transaction"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segmenta", "--workspace", str(ws), "segment", "refresh", "never"],
+        env={**os.environ, **NOW, "SEGMENTA_TEST_HANG_IN_REFRESH": str(marker)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sigkill_when(marker, proc, timeout=120, what="its transaction")
+    assert members(ws, "never", tmp_path) == NEVER
+    assert "exited" not in run(ws, "segment", "history", "never", "--record", str(NEVER[0]), "--json")
+    run(ws, "segment", "refresh", "never")
+    assert members(ws, "never", tmp_path) == NEVER[1:]
