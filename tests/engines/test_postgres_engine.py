@@ -477,3 +477,13 @@ def test_a_malformed_url_is_refused_without_repeating_its_password(tmp_path: Pat
     with pytest.raises(RejectedInput) as caught:
         segmenta.Workspace.init(tmp_path / "ws2", model=CONFORMANCE / "model.yaml", engine="postgres")
     assert "$SEGMENTA_POSTGRES_URL" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_pooled_connections_the_server_closed_are_replaced(pg_url: str, pg_ws: segmenta.Workspace) -> None:
+    """A DBA's pg_terminate_backend (or a server restart) between two requests costs no failed request."""
+    assert pg_ws.engine.run('SELECT count(*) AS n FROM "contact"').to_pylist() == [{"n": 8}]
+    name = f"segmenta {pg_ws.engine.schema}"  # type: ignore[attr-defined]
+    killed = _psql(pg_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'")
+    assert killed and all(k == (True,) for k in killed)
+    for _ in range(3):
+        assert pg_ws.engine.run('SELECT count(*) AS n FROM "contact"').to_pylist() == [{"n": 8}]

@@ -336,13 +336,24 @@ class PostgresEngine(Engine):
     def _execute_cancellable(self, sql: str, cancel: Cancel | None) -> pa.Table:
         # At the time limit the server cancels exactly this statement on its pooled connection,
         # which then serves the next query (an autocommit connection holds no transaction to undo).
-        with self.connection() as conn, conn.cursor() as cur:
-            if cancel is not None:
-                cancel.on_cancel(conn.cancel_safe)
-            cur.execute(sql)
-            if cur.description is None:
-                return pa.table({})
-            return _arrow(cur.description, cur.fetchall())
+        import psycopg
+
+        for attempt in (1, 2):
+            with self.connection() as conn, conn.cursor() as cur:
+                if cancel is not None:
+                    cancel.on_cancel(conn.cancel_safe)
+                try:
+                    cur.execute(sql)
+                except psycopg.OperationalError:
+                    # An idle pooled connection the server has since closed (restart, idle timeout,
+                    # a DBA's pg_terminate_backend): the statement never ran; once more on a new one.
+                    if attempt == 1 and conn.broken and not (cancel is not None and cancel.fired):
+                        continue
+                    raise
+                if cur.description is None:
+                    return pa.table({})
+                return _arrow(cur.description, cur.fetchall())
+        raise AssertionError("unreachable")
 
     def stream(self, query: exp.Expr, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
         """The rows of ``query`` in batches from a server-side cursor: memory for one batch, not the result."""
