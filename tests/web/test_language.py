@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -133,3 +134,28 @@ def test_problems_are_worded_for_people_and_stay_by_their_row(pg) -> None:
     assert text and not any(ch in text for ch in '{}[]"'), text
     assert problem.get_attribute("data-where").startswith("/groups/0")
     shot(pg, "30-worded-problem")
+
+
+def test_a_pii_restricted_user_is_offered_no_pii_attribute_and_no_pii_value(browser, labelled) -> None:
+    with httpx.Client(base_url=labelled["base"]) as s:
+        assert s.post("/api/auth/login", json={"username": "admin", "password": labelled["password"]}).status_code == 200
+        r = s.post(
+            "/api/users",
+            json={"username": "rita", "password": "correct horse battery", "role": "marketer", "pii_restricted": True},
+        )
+        assert r.status_code == 201, r.text
+    page = sign_in(browser, labelled, user="rita", password="correct horse battery")
+    page.click("#new-segment")
+    keys = page.eval_on_selector(by_id(f"{G0}/field"), "s => [...s.options].map(o => o.value)")
+    assert "a||email" not in keys and "a||birthdate" not in keys and "a||country" in keys
+    page.select_option(by_id(f"{G0}/field"), value="a||country")
+    page.click(by_id(f"{G0}/value"))
+    page.wait_for_function(
+        "(id) => { const l = document.getElementById(document.getElementById(id).getAttribute('list')); return l && l.options.length > 0; }",
+        arg=f"{G0}/value",
+    )
+    page.wait_for_selector("#preview table")
+    assert "email" not in [h.lower() for h in page.locator("#preview th").all_inner_texts()]
+    errors = page.errors
+    page.context.close()
+    assert errors == [], errors

@@ -303,7 +303,7 @@ function valueEditor(node, type, spec, ptr, column) {
     return [el("label", {}, "From", mk(0, lo, "From")), el("label", {}, "To", mk(1, hi, "To"))];
   }
   const input = scalarInput(`${ptr}/value`, type, spec, node.value, "Value", (x) => { node.value = x; set(); });
-  const list = type === "text" && column && !spec.pii && !S.me.pii_restricted ? attachSuggestions(input, column) : null;
+  const list = type === "text" && column && !spec.pii ? attachSuggestions(input, column) : null;
   return [el("label", {}, "Value", input, list)];
 }
 
