@@ -463,10 +463,18 @@ def change_keys(segs: Segments, name: str, raw_keys: list[str], action: str) -> 
     seg = segs._detached(name)
     segs._require_list(seg, action)
     keys = segs.parse_keys(seg.audience, raw_keys)
+    table = segs.ws.model.table(seg.audience)
+    too_big = [raw for raw, k in zip(raw_keys, keys, strict=True) if isinstance(k, int) and not -(2**63) <= k < 2**63]
+    if too_big:
+        raise RejectedInput(
+            [
+                Problem(k, f"is not a {seg.audience} key ({table.key} is a 64-bit integer, at most {2**63 - 1:,})")
+                for k in too_big[:20]
+            ]
+        )
     engine = segs.ws.engine
     if engine.dialect == "spark" or len(keys) <= KEY_BATCH:
         return segs.add(seg.name, raw_keys) if action == "add" else segs.remove(seg.name, raw_keys)
-    table = segs.ws.model.table(seg.audience)
     column = table.column(table.key)
     arrow_type = pa.int64() if column.type.value == "integer" else pa.string()
     data = pa.table({table.key: pa.array(keys, arrow_type)})

@@ -12,6 +12,7 @@ bare 500 while the detail goes to the log.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -78,6 +79,7 @@ def _doc(description: str) -> dict[str, Any]:
 
 #: The error answers every /api route may give, for the OpenAPI document (``responses=RESPONSES``).
 RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("A malformed request: a body that is not valid JSON or form data, a bad Content-Length"),
     401: _doc("Not signed in: no valid session cookie or bearer token"),
     403: _doc("Signed in, but the role (or the PII restriction) does not allow this"),
     404: _doc("No such segment, table, user or file"),
@@ -116,9 +118,9 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _json(status: int, body: dict[str, Any]) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    extra = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    return JSONResponse(body, status_code=status, headers=extra or None)
 
 
 async def _segmenta(_request: Request, exc: Exception) -> JSONResponse:
@@ -146,10 +148,42 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     return _json(422, {"error": {"type": "RejectedInput", "message": message, "problems": problems}})
 
 
-async def _http(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed(request: Request) -> list[str]:
+    """Every method the OpenAPI document gives this path (Starlette's own Allow names only the first route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            methods |= {m.upper() for m in operations if m.lower() in HTTP_METHODS}
+    return sorted(methods)
+
+
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = HTTP_TYPES.get(exc.status_code, "HTTPError")
-    return _json(exc.status_code, {"error": {"type": kind, "message": str(exc.detail), "problems": []}})
+    headers = dict(exc.headers or {})  # the exception's own headers stay (a 401's challenge)
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = _allowed(request) or [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        headers["Allow"] = ", ".join(allowed)
+        message = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}"
+    return _json(exc.status_code, {"error": {"type": kind, "message": message, "problems": []}}, headers)
+
+
+async def _overflow(_request: Request, exc: Exception) -> JSONResponse:
+    """A number or date beyond what Python or the engine represents (year 0 after an offset, 10**30, ...).
+
+    The request's fault, so a 422 that says so rather than a bare 500; logged, since it lacks the
+    JSON pointer a validator's message would carry.
+    """
+    log.warning("out-of-range value in a request: %s", exc, exc_info=exc)
+    message = f"a number or date in the request is out of range ({exc}); use a smaller value"
+    problems = [{"where": "", "message": message}]
+    return _json(422, {"error": {"type": "RejectedInput", "message": message, "problems": problems}})
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -162,4 +196,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SegmentaError, _segmenta)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(OverflowError, _overflow)
     app.add_exception_handler(Exception, _unexpected)

@@ -72,7 +72,8 @@ def choose_columns(model: Model, table: str, requested: Sequence[str] | None, *,
     if unknown:
         raise RejectedInput([Problem(where, f"{table!r} has no column {c!r}{hint(c, cols)}") for c in unknown])
     key = model.table(table).key
-    return ([key] if key not in requested else []) + list(requested)
+    unique = list(dict.fromkeys(requested))  # a column asked for twice is shown once
+    return ([key] if key not in unique else []) + unique
 
 
 def mask_rows(model: Model, table: str, columns: Sequence[str], rows: list[dict[str, Any]], *, show_pii: bool) -> list[str]:

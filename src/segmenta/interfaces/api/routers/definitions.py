@@ -15,18 +15,20 @@ from sqlglot import exp
 
 from segmenta.errors import DefinitionError
 from segmenta.interfaces.api.auth import Ctx, Read
+from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.pii import key_is_pii, mask_keys
 from segmenta.interfaces.api.views import choose_columns
 from segmenta.model.definition import Definition
 from segmenta.model.validate import parse_definition
 
-router = APIRouter(prefix="/api/definitions", tags=["definitions"])
+router = APIRouter(prefix="/api/definitions", tags=["definitions"], responses=RESPONSES)
 
 
 class DefinitionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    definition: Any
-    as_of: str | None = None
+    #: A segment definition (contract section 4): an object with ``audience`` and ``groups``.
+    definition: dict[str, Any] = Field(description="a segment definition: an object with 'audience' and 'groups'")
+    as_of: str | None = Field(None, description="ISO 8601 instant the relative windows are measured from (default: now)")
 
 
 class PreviewBody(DefinitionBody):

@@ -32,7 +32,7 @@ from segmenta.interfaces.api.views import choose_columns, csv_cell, key_literal,
 from segmenta.services.csvimport import EMAIL_NAMES, change_keys, import_csv
 from segmenta.workspace import PII_MASK
 
-router = APIRouter(prefix="/api", tags=["members"])
+router = APIRouter(prefix="/api", tags=["members"], responses=RESPONSES)
 
 
 class KeysBody(BaseModel):
@@ -132,7 +132,7 @@ def _page(ctx: Ctx, name: str, offset: int, limit: int, columns: list[str] | Non
     return answer
 
 
-@router.get("/segments/{name}/members", responses=RESPONSES)
+@router.get("/segments/{name}/members")
 def members(
     ctx: Read,
     name: str,
@@ -169,7 +169,7 @@ def _csv_batches(service: Service, found: Listing) -> Iterator[str]:
             yield out.getvalue()
 
 
-@router.get("/segments/{name}/members.csv", responses={**RESPONSES, 200: {"content": {"text/csv": {}}}})
+@router.get("/segments/{name}/members.csv", responses={200: {"content": {"text/csv": {}}}})
 def export(ctx: Read, name: str, columns: str | None = None, show_pii: bool = False) -> StreamingResponse:
     """Every member as CSV (``segment members --out``): the key column, plus ``columns`` if asked.
 

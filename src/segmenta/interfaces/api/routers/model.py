@@ -12,11 +12,12 @@ from sqlglot import exp
 
 from segmenta.errors import DataError, NotFound, PermissionDenied, Problem, RejectedInput
 from segmenta.interfaces.api.auth import LoadTable, Read
+from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.views import choose_columns, mask_rows, model_json, split_columns
 from segmenta.model.operators import vocabulary
 from segmenta.model.schema import ColumnType, hint
 
-router = APIRouter(prefix="/api", tags=["model"])
+router = APIRouter(prefix="/api", tags=["model"], responses=RESPONSES)
 
 
 @router.get("/model")

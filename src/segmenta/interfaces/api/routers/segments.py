@@ -9,7 +9,7 @@ turns a taken name or a status change the segment's state does not allow into 40
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
@@ -30,11 +30,12 @@ from segmenta.interfaces.api.auth import (
     Restore,
     Stop,
 )
+from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.pii import redact_definition
 from segmenta.model.validate import parse_definition
 from segmenta.store.models import Segment
 
-router = APIRouter(prefix="/api/segments", tags=["segments"])
+router = APIRouter(prefix="/api/segments", tags=["segments"], responses=RESPONSES)
 
 
 class NewSegment(BaseModel):
@@ -53,7 +54,7 @@ class EditBody(BaseModel):
 
 class ActivateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status_reason: str
+    status_reason: Literal["draft", "ready"]
 
 
 class RenameBody(BaseModel):

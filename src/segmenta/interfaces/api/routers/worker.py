@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from segmenta.interfaces.api.auth import RunWorker
+from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.services.worker import Worker
 
-router = APIRouter(prefix="/api/worker", tags=["worker"])
+router = APIRouter(prefix="/api/worker", tags=["worker"], responses=RESPONSES)
 
 
 @router.post("/run")
