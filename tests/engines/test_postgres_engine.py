@@ -487,3 +487,7 @@ def test_pooled_connections_the_server_closed_are_replaced(pg_url: str, pg_ws: s
     assert killed and all(k == (True,) for k in killed)
     for _ in range(3):
         assert pg_ws.engine.run('SELECT count(*) AS n FROM "contact"').to_pylist() == [{"n": 8}]
+    # and a write, which cannot simply be run again, checks the connection before its transaction
+    _psql(pg_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'")
+    pg_ws.load("lead", CONFORMANCE / "data" / "lead.csv")
+    assert pg_ws.engine.run('SELECT count(*) AS n FROM "lead"').to_pylist() == [{"n": 3}]

@@ -208,7 +208,8 @@ class _Pool:
         self._size = size
 
     @contextmanager
-    def connection(self) -> Iterator[Any]:
+    def connection(self, *, ping: bool = False) -> Iterator[Any]:
+        """A connection for the caller alone; ``ping`` first checks a reused one still reaches the server."""
         if not self._slots.acquire(timeout=POOL_WAIT_SECONDS):
             raise EngineError(f"all {self._size} PostgreSQL connections stayed busy for {POOL_WAIT_SECONDS:.0f} s")
         conn = None
@@ -220,6 +221,9 @@ class _Pool:
                         candidate.close()
                     else:
                         conn = candidate
+            if conn is not None and ping and not _alive(conn):
+                conn.close()
+                conn = None
             if conn is None:
                 conn = self._connect()
             yield conn
@@ -242,6 +246,17 @@ class _Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _alive(conn: Any) -> bool:
+    """Whether an idle pooled connection still reaches the server (it may have closed it meanwhile)."""
+    import psycopg
+
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def _ident(name: str) -> exp.Identifier:
@@ -323,9 +338,12 @@ class PostgresEngine(Engine):
                     ) from None
 
     @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A pooled psycopg connection (autocommit; ``search_path`` on this workspace's tables)."""
-        with self._pool.connection() as conn:
+    def connection(self, *, ping: bool = False) -> Iterator[Any]:
+        """A pooled psycopg connection (autocommit; ``search_path`` on this workspace's tables).
+
+        ``ping`` (for transactions, which cannot simply be run again) checks a reused connection first.
+        """
+        with self._pool.connection(ping=ping) as conn:
             yield conn
 
     # -- the engine hooks ---------------------------------------------------------------
@@ -359,7 +377,7 @@ class PostgresEngine(Engine):
         """The rows of ``query`` in batches from a server-side cursor: memory for one batch, not the result."""
         sql = self.sql(query)
         try:
-            with self.connection() as conn, conn.transaction(), conn.cursor(name="segmenta_stream") as cur:
+            with self.connection(ping=True) as conn, conn.transaction(), conn.cursor(name="segmenta_stream") as cur:
                 cur.itersize = batch_size
                 cur.execute(sql)
                 while rows := cur.fetchmany(batch_size):
@@ -370,7 +388,7 @@ class PostgresEngine(Engine):
             raise EngineError(f"PostgresEngine failed: {exc}", sql=sql) from exc
 
     def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
-        with self.connection() as conn, conn.transaction():
+        with self.connection(ping=True) as conn, conn.transaction():
             for sql in sqls:
                 conn.execute(sql)
             if before_commit is not None:
@@ -403,7 +421,7 @@ class PostgresEngine(Engine):
             for c, col in table.columns.items()
         ]
         target = exp.Table(this=_ident(name), db=_ident(self.schema))
-        with self.connection() as conn, conn.transaction():
+        with self.connection(ping=True) as conn, conn.transaction():
             # Readers wait for the commit and then see the new rows: DROP and CREATE are transactional here.
             conn.execute(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True).sql(dialect="postgres"))
             conn.execute(
@@ -421,7 +439,7 @@ class PostgresEngine(Engine):
             for f in data.schema
         ]
         try:
-            with self.connection() as conn, conn.transaction():
+            with self.connection(ping=True) as conn, conn.transaction():
                 conn.execute(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True).sql(dialect="postgres"))
                 conn.execute(
                     exp.Create(this=exp.Schema(this=target.copy(), expressions=columns), kind="TABLE").sql(dialect="postgres")
@@ -471,7 +489,7 @@ class PostgresEngine(Engine):
             exp.Drop(tables=[exp.Table(this=_ident(s))], kind="SCHEMA", exists=True, cascade=True)
             for s in (self.meta_schema, self.schema)
         ]
-        with self.connection() as conn, conn.transaction():
+        with self.connection(ping=True) as conn, conn.transaction():
             for statement in statements:
                 conn.execute(statement.sql(dialect="postgres"))
         self._prepared = False
