@@ -491,3 +491,33 @@ def test_pooled_connections_the_server_closed_are_replaced(pg_url: str, pg_ws: s
     _psql(pg_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'")
     pg_ws.load("lead", CONFORMANCE / "data" / "lead.csv")
     assert pg_ws.engine.run('SELECT count(*) AS n FROM "lead"').to_pylist() == [{"n": 3}]
+
+
+def test_readers_see_the_old_rows_or_the_new_while_a_table_is_replaced(pg_ws: segmenta.Workspace) -> None:
+    table = pg_ws.model.table("contact")
+    rows = pg_ws.engine.run('SELECT * FROM "contact" ORDER BY "contactid"').to_pylist()
+    fewer = pa.Table.from_pylist(rows[:3], schema=arrow_schema(table))
+    every = pa.Table.from_pylist(rows, schema=arrow_schema(table))
+    seen: set[int] = set()
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                seen.add(pg_ws.engine.run('SELECT count(*) AS n FROM "contact"').column(0)[0].as_py())
+        except BaseException as exc:
+            failures.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(8):
+            pg_ws.engine.replace_table("contact", table, fewer if i % 2 == 0 else every)
+    finally:
+        done.set()
+        for t in readers:
+            t.join()
+    assert not failures
+    assert seen <= {3, len(rows)}
