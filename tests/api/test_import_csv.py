@@ -52,6 +52,10 @@ def test_errors_name_the_uploaded_file_not_a_server_path(api: Api) -> None:
     assert text.startswith("mine.csv:") and "upload.csv" not in text and "/tmp" not in text and "segmenta-import" not in text
     latin = _upload(api, "marketer", "email\nr\xe9my@x.example\n".encode("latin-1"), filename="../../etc/latin.csv")
     assert latin.status_code == 422 and latin.json()["error"]["message"].startswith("latin.csv:")
+    late = _upload(api, "marketer", b"email\n" + b"a@x.example\n" * 8000 + "r\xe9my@x.example\n".encode("latin-1"), "big.csv")
+    assert late.status_code == 422, late.text  # found by the engine, past what the header read decodes
+    text = late.json()["error"]["message"]
+    assert text.startswith("big.csv:") and "/tmp" not in text and "upload.csv" not in text
     assert api.call("viewer", "GET", "/api/segments/List").json()["size"] == 0
 
 
