@@ -20,9 +20,8 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import yaml
 from sqlglot import exp
 
@@ -35,6 +34,9 @@ from segmenta.fileio import make_private, private_dir
 from segmenta.model.definition import Definition
 from segmenta.model.schema import Model
 from segmenta.model.validate import DEFAULT_LIMITS, DefinitionLimits, load_definition_text, parse_definition
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MODEL_FILE = "model.yaml"
 CONFIG_FILE = "segmenta.yaml"
@@ -64,6 +66,8 @@ class Evaluation:
         return len(self.keys)
 
     def to_arrow(self) -> pa.Table:
+        import pyarrow as pa
+
         return pa.table({self.key: self.keys})
 
 
@@ -227,9 +231,9 @@ class Workspace:
         moment = _as_of(as_of)
         query = compile_definition(definition, self.model, as_of=moment, segments=self.segment_source)
         sql = self.engine.sql(query)  # rendered once: run and reported as the same text
-        result = self.engine.run(sql)
+        keys = self.engine.column(sql)  # Python values: evaluate imports no Arrow (CLI start-up)
         key = self.model.table(definition.audience).key
-        return Evaluation(audience=definition.audience, key=key, keys=result.column(0).to_pylist(), as_of=moment, sql=sql)
+        return Evaluation(audience=definition.audience, key=key, keys=keys, as_of=moment, sql=sql)
 
     def preview(
         self,

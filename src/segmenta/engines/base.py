@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, final
 
-import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.errors import EngineError, Timeout
 from segmenta.model.schema import Column, ColumnType, Table
 
 if TYPE_CHECKING:
+    import pyarrow as pa  # imported where a result is built: the CLI's evaluate needs no Arrow (start-up)
+
     from segmenta.types import MembershipStore
 
 log = logging.getLogger("segmenta.engine")
@@ -53,6 +54,17 @@ class Engine(ABC):
         :class:`~segmenta.errors.Timeout`; the engine stays usable for the next query.
         """
         sql = query if isinstance(query, str) else self.sql(query)
+        result: pa.Table = self._guarded(sql, timeout_s, self._execute_cancellable)
+        return result
+
+    @final
+    def column(self, query: exp.Expr | str, *, timeout_s: float | None = None) -> list[Any]:
+        """The first column of a query's rows as Python values (member keys), under the same time limit as :meth:`run`."""
+        sql = query if isinstance(query, str) else self.sql(query)
+        values: list[Any] = self._guarded(sql, timeout_s, self._column_cancellable)
+        return values
+
+    def _guarded(self, sql: str, timeout_s: float | None, execute: Callable[[str, Cancel], Any]) -> Any:
         limit = self.statement_timeout_s if timeout_s is None else timeout_s
         start = time.perf_counter()
         cancel = Cancel()
@@ -61,7 +73,7 @@ class Engine(ABC):
             timer.daemon = True
             timer.start()
         try:
-            result = self._execute_cancellable(sql, cancel)
+            result = execute(sql, cancel)
         except Exception as exc:  # wrap engine-specific errors once, with the SQL
             if cancel.fired:
                 raise Timeout(
@@ -115,6 +127,11 @@ class Engine(ABC):
         """
         cancel.on_cancel(self._interrupt)
         return self._execute(sql)
+
+    def _column_cancellable(self, sql: str, cancel: Cancel) -> list[Any]:
+        """Hook for :meth:`column`: by default the first column of :meth:`_execute_cancellable`'s Arrow result."""
+        values: list[Any] = self._execute_cancellable(sql, cancel).column(0).to_pylist()
+        return values
 
     def _interrupt(self) -> None:
         """Hook: stop the statement running on this engine now (called from a timer thread); default: cannot."""
@@ -190,6 +207,8 @@ class Engine(ABC):
 
 def _column_type(arrow_type: pa.DataType) -> ColumnType:
     """The model type that stores values of ``arrow_type`` (staged data: keys, addresses, counts)."""
+    import pyarrow as pa
+
     checks = [
         (pa.types.is_integer, ColumnType.INTEGER),
         (lambda t: pa.types.is_decimal(t) or pa.types.is_floating(t), ColumnType.DECIMAL),

@@ -17,15 +17,17 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 from sqlglot import exp
 
-from segmenta.engines.base import Engine
+from segmenta.engines.base import Cancel, Engine
 from segmenta.errors import Problem, RejectedInput, WorkspaceBusy
 from segmenta.model.schema import ColumnType, Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: How each model type is stored.
 SQL_TYPES: dict[ColumnType, str] = {
@@ -167,10 +169,19 @@ class DuckDBEngine(Engine):
         try:
             return arrow_result(self.con, sql)
         except duckdb.OutOfMemoryException as exc:
-            limit = self.settings.memory_bytes / 2**30
-            raise MemoryError(
-                f"the query needs more memory than the limit of {limit:.2f} GiB (setting duckdb.memory_limit): {exc}"
-            ) from exc
+            raise self._out_of_memory(exc) from exc
+
+    def _out_of_memory(self, exc: Exception) -> MemoryError:
+        limit = self.settings.memory_bytes / 2**30
+        return MemoryError(f"the query needs more memory than the limit of {limit:.2f} GiB (setting duckdb.memory_limit): {exc}")
+
+    def _column_cancellable(self, sql: str, cancel: Cancel) -> list[Any]:
+        # Plain Python values straight from DuckDB: no Arrow (and numpy) import for a list of keys.
+        cancel.on_cancel(self._interrupt)
+        try:
+            return [row[0] for row in self.con.execute(sql).fetchall()]
+        except duckdb.OutOfMemoryException as exc:
+            raise self._out_of_memory(exc) from exc
 
     def _interrupt(self) -> None:
         # Interrupts only what runs on this connection; the service gives each request its own cursor.

@@ -238,20 +238,19 @@ class SparkEngine(Engine):
         return result
 
     def _execute_cancellable(self, sql: str, cancel: Cancel) -> pa.Table:
-        # Each query runs in a job group of its own; at the time limit the timer cancels that
-        # group (and only it: other requests' jobs and the session go on).
+        # Each query's operations carry a tag of their own; at the time limit the timer interrupts
+        # that tag (and only it: other requests' queries and the session go on). Tags work on Spark
+        # Classic (4.0+) and on Spark Connect alike.
         import uuid
 
-        sc = self.spark.sparkContext
-        group = f"segmenta-{uuid.uuid4().hex}"
-        sc.setJobGroup(group, "segmenta query", interruptOnCancel=True)
-        cancel.on_cancel(lambda: sc.cancelJobGroup(group))
+        spark = self.spark
+        tag = f"segmenta-{uuid.uuid4().hex}"
+        spark.addTag(tag)
+        cancel.on_cancel(lambda: spark.interruptTag(tag))
         try:
             return self._execute(sql)
         finally:
-            sc.setLocalProperty("spark.jobGroup.id", None)
-            sc.setLocalProperty("spark.job.description", None)
-            sc.setLocalProperty("spark.job.interruptOnCancel", None)
+            spark.removeTag(tag)
 
     def frame(self, sql: str) -> Any:
         """The (lazy) DataFrame of ``sql`` over the registered views: nothing runs until it is written or collected."""
