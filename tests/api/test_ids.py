@@ -98,3 +98,10 @@ def test_a_cjk_name_downloads_with_its_name_encoded(api: Api) -> None:
     assert disposition.isascii()
     assert f"filename*=UTF-8''{quote('黄金顧客 (été).csv', safe='')}" in disposition
     assert 'filename="' in disposition
+
+
+def test_the_audit_names_a_segment_reached_by_id(api: Api) -> None:
+    sid = api.call("viewer", "GET", "/api/segments/Draft").json()["id"]
+    assert api.call("marketer", "POST", f"/api/segments/{sid}/publish").status_code == 200
+    entries = api.call("admin", "GET", "/api/audit").json()
+    assert [(e["action"], e["object"]) for e in entries if e["action"] == "segments.publish"] == [("segments.publish", "Draft")]
