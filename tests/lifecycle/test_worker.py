@@ -110,3 +110,21 @@ def test_use_and_live_readers_keep_a_segment_from_expiring(life: Lifecycle) -> N
     life.run("worker", "--once", now="2026-12-31T00:00:00")
     status = {s["name"]: s["status"] for s in life.json("segment", "list")}
     assert status == {"UK contacts": "live", "Reader": "expired", "Clicked": "expired"}
+
+
+def test_a_reader_on_a_slower_cadence_follows_the_segment_it_reads(life: Lifecycle) -> None:
+    reader = {"audience": "contact", "groups": [{"where": {"in_segment": "Z base"}}]}
+    life.run("segment", "create", life.definition("uk", UK), "--name", "Z base")
+    life.run("segment", "create", life.definition("r", reader), "--name", "A reader")
+    life.run("segment", "publish", "Z base")
+    life.run("segment", "publish", "A reader")
+    life.run("segment", "configure", "Z base", "--refresh-minutes", "60")
+    life.load_contacts([(1, "ann@example.com", "UK", 0), (9, "new@example.com", "UK", 0)], now="2026-10-01T12:30:00")
+    out = life.run("worker", "--once", now="2026-10-01T13:00:00").stdout
+    assert "refreshed Z base" in out and "refreshed A reader" in out
+    assert life.members("A reader") == [1, 9]
+    runs = [(r["trigger"], r["at"]) for r in life.json("segment", "history", "A reader")]
+    assert runs == [("publish", "2026-10-01T12:00:00"), ("dependency", "2026-10-01T13:00:00")]
+    assert life.json("segment", "show", "A reader")["next_refresh_at"] == "2026-10-02T13:00:00"
+    out = life.run("worker", "--once", now="2026-10-01T14:00:00").stdout  # the base changed nothing: the reader waits
+    assert "refreshed Z base" in out and "A reader" not in out

@@ -119,7 +119,42 @@ class Worker:
             if self.stopping.is_set():  # shutting down: the rest stays due for the next pass
                 break
             self._one(seg_id, name, report)
+        self._followers(report)
         return report
+
+    def _followers(self, report: PassReport) -> None:
+        """Refresh the live readers (in_segment) of segments this pass changed, not refreshed in it, in dependency order.
+
+        So a reader on a slower cadence than the segment it reads never lags it (issue 8 section 5).
+        """
+        changed = [r.name for r in report.refreshed if r.entered or r.exited]
+        if not changed or self.stopping.is_set():
+            return
+        try:
+            with self.store.session() as s:
+                graph = reference_graph(s)
+                live = dict(
+                    s.execute(
+                        select(Segment.name, Segment.id).where(
+                            Segment.status == Status.LIVE, Segment.kind == Kind.DYNAMIC, Segment.deleted_at.is_(None)
+                        )
+                    ).all()
+                )
+        except Exception as exc:  # noqa: BLE001 - they are refreshed when they are due
+            report.failed.append(("(readers of changed segments)", _why(exc)))
+            return
+        done = {r.name for r in report.refreshed} | {n for n, _ in report.failed}
+        todo: set[str] = set()
+        frontier = list(changed)
+        while frontier:
+            for r in readers(graph, frontier.pop()):
+                if r in live and r not in todo and r not in done:
+                    todo.add(r)
+                    frontier.append(r)
+        for name in dependency_order(todo, graph):
+            if self.stopping.is_set():
+                break
+            self._one(live[name], name, report, due=False)
 
     def run_forever(self, interval: float | None = None) -> None:
         """Passes every ``interval`` seconds (default: the setting) until :attr:`stopping` is set."""
@@ -134,10 +169,10 @@ class Worker:
                     log.warning("segmenta scheduler: %s: %s", name, why)
             self.stopping.wait(wait)
 
-    def _one(self, seg_id: int, name: str, report: PassReport) -> None:
-        """Claim, refresh and release one due segment; any failure is this segment's alone."""
+    def _one(self, seg_id: int, name: str, report: PassReport, *, due: bool = True) -> None:
+        """Claim, refresh and release one segment (due, or a reader following); any failure is this segment's alone."""
         try:
-            if not self.claim(seg_id):
+            if not self.claim(seg_id, due=due):
                 report.skipped.append(name)
                 return
         except Exception as exc:  # noqa: BLE001
@@ -145,7 +180,7 @@ class Worker:
             return
         try:
             with self._heartbeat(seg_id):
-                report.refreshed.append(self._refresh(seg_id))
+                report.refreshed.append(self._refresh(seg_id, trigger="worker" if due else "dependency"))
         except SegmentaError as exc:
             report.failed.append((name, _why(exc)))
             self._mark_error(seg_id, exc)
@@ -213,27 +248,29 @@ class Worker:
         return [(ids[n], n) for n in order]
 
     def _due_clause(self) -> Any:
+        return and_(self._free_clause(), Segment.next_refresh_at <= clock.now())
+
+    def _free_clause(self) -> Any:
+        """Live, dynamic, not deleted and not leased: may be refreshed now (due or not)."""
         return and_(
             Segment.status == Status.LIVE,
             Segment.kind == Kind.DYNAMIC,
             Segment.deleted_at.is_(None),
-            Segment.next_refresh_at <= clock.now(),
             or_(Segment.lease_until.is_(None), Segment.lease_until < _wall()),
         )
 
-    def claim(self, seg_id: int) -> bool:
-        """Take the lease on a still-due segment; False if another worker has it or did it."""
+    def claim(self, seg_id: int, *, due: bool = True) -> bool:
+        """Take the lease on a still-due (or, ``due=False``, any free live) segment; False if another worker has it."""
         lease = {"lease_until": _wall() + self.lease, "lease_owner": self.owner}
+        clause = self._due_clause() if due else self._free_clause()
         with self.store.session() as s:
             if self.store.postgres:
-                got = s.scalar(
-                    select(Segment.id).where(Segment.id == seg_id, self._due_clause()).with_for_update(skip_locked=True)
-                )
+                got = s.scalar(select(Segment.id).where(Segment.id == seg_id, clause).with_for_update(skip_locked=True))
                 if got is None:
                     return False
                 s.execute(update(Segment).where(Segment.id == seg_id).values(**lease))
                 return True
-            result = s.execute(update(Segment).where(Segment.id == seg_id, self._due_clause()).values(**lease))
+            result = s.execute(update(Segment).where(Segment.id == seg_id, clause).values(**lease))
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def renew(self, seg_id: int) -> bool:
@@ -275,15 +312,15 @@ class Worker:
             stop.set()
             thread.join()
 
-    def _refresh(self, seg_id: int) -> RefreshResult:
+    def _refresh(self, seg_id: int, *, trigger: str = "worker") -> RefreshResult:
         if self._segments is not None:
             with self._segments() as segs:
-                return segs.refresh(seg_id, trigger="worker")
+                return segs.refresh(seg_id, trigger=trigger)
         from segmenta.services.segments import Segments
 
         ws = open_workspace(self.path, engine=self.engine)
         try:
-            return Segments(ws, self.store).refresh(seg_id, trigger="worker")
+            return Segments(ws, self.store).refresh(seg_id, trigger=trigger)
         finally:
             ws.close()
 
