@@ -212,3 +212,21 @@ def test_an_unusual_email_header_is_picked_from_the_file_in_the_upload_card(pg, 
     pg.wait_for_selector("#upload-members")
     assert pg.inner_text("#upload-found") == "2"
     shot(pg, "23-upload-column")
+
+
+def test_the_sample_shows_path_attributes_measures_and_the_latest_related_record(pg, server) -> None:
+    pg.click("#new-segment")
+    pg.select_option(by_id(f"{G0}/field"), value="a|account|industry")
+    pg.select_option(by_id(f"{G0}/op"), value="ne")
+    pg.select_option(by_id(f"{G0}/value"), value="Retail")
+    pg.click(by_id("/groups/0/where/add-condition"))
+    pg.select_option(by_id("/groups/0/where/all/1/field"), value="m|total_spend")
+    pg.select_option(by_id("/groups/0/where/all/1/op"), value="gte")
+    pg.fill(by_id("/groups/0/where/all/1/value"), "0")
+    pg.click(by_id("/groups/0/where/add-related"))
+    pg.wait_for_function("() => [...document.querySelectorAll('#preview th.extra')].length === 3")
+    heads = pg.locator("#preview th").all_inner_texts()
+    assert {"account › industry", "total_spend", "last interaction ts"} <= set(heads), heads
+    cells = pg.locator("#preview tbody tr").first.locator("td").all_inner_texts()
+    assert cells[heads.index("account › industry")] in ("Tech", "Finance", "Health")
+    shot(pg, "24-sample-extras")

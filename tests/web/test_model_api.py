@@ -60,3 +60,46 @@ def test_bad_requests_say_what_is_wrong(shared_api: Api) -> None:  # noqa: F811
     assert r.status_code == 422 and "50" in r.text
     r = shared_api.call("viewer", "GET", "/api/tables/nope/columns/country/values")
     assert r.status_code == 404
+
+
+def _rows(answer: dict) -> dict:
+    return {r["key"]: r["values"] for r in answer["rows"]}
+
+
+def test_lookup_shows_path_attributes_measures_and_latest_related_values(shared_api: Api) -> None:  # noqa: F811
+    body = {
+        "keys": [1, 2, 9999],
+        "fields": [
+            {"path": ["account"], "attribute": "industry"},
+            {"measure": "total_spend"},
+            {"related": "interactions", "attribute": "ts"},
+        ],
+    }
+    r = shared_api.call("marketer", "POST", "/api/tables/contact/lookup", json=body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["columns"] == ["account › industry", "total_spend", "last interaction ts"]
+    rows = _rows(answer)
+    # contact 1: account 1 (Retail), orders 800 + 900 + ...; contact 9999 does not exist.
+    assert rows[1][0] == "Retail" and rows[2][0] == "Tech"
+    assert rows[1][1] >= 1700 and rows[9999] == [None, 0, None]
+    assert rows[2][2].startswith("2026-10-01")
+
+
+def test_lookup_masks_pii_and_says_what_is_wrong(shared_api: Api) -> None:  # noqa: F811
+    r = shared_api.call(
+        "admin", "POST", "/api/tables/lead/lookup", json={"keys": [1], "fields": [{"path": ["contact"], "attribute": "email"}]}
+    )
+    assert r.status_code == 200, r.text
+    assert all(v in (None, "***") for row in r.json()["rows"] for v in row["values"])
+    bad = shared_api.call(
+        "viewer",
+        "POST",
+        "/api/tables/contact/lookup",
+        json={"keys": [1], "fields": [{"path": ["acount"], "attribute": "industry"}]},
+    )
+    assert bad.status_code == 422 and "/fields/0/path/0" in bad.text and "account" in bad.text
+    bad = shared_api.call("viewer", "POST", "/api/tables/contact/lookup", json={"keys": ["x"], "fields": []})
+    assert bad.status_code == 422 and "/keys/0" in bad.text
+    bad = shared_api.call("viewer", "POST", "/api/tables/contact/lookup", json={"keys": list(range(201)), "fields": []})
+    assert bad.status_code == 422

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, UploadFile
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydField
 from sqlglot import exp
 
 from segmenta.errors import DataError, NotFound, PermissionDenied, Problem, RejectedInput
@@ -160,3 +163,152 @@ def column_values(
         "prefix": prefix,
         "values": [{"value": r["value"], "count": int(r["n"])} for r in rows],
     }
+
+
+class Field(BaseModel):
+    """One thing to look up per record: an attribute along a many-to-one ``path``, a ``measure``,
+    or the latest (``max``) ``attribute`` of the ``related`` one-to-many records."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: list[str] = []
+    attribute: str | None = None
+    measure: str | None = None
+    related: str | None = None
+
+
+class Lookup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keys: list[int | str] = PydField(max_length=200)
+    fields: list[Field] = PydField(max_length=12)
+
+
+#: What a lookup shows for a PII value: never the value itself.
+_MASK = "***"
+
+
+@router.post("/tables/{table}/lookup")
+def lookup(ctx: Read, table: str, body: Lookup) -> dict[str, Any]:
+    """Values of a few records (by key) that the table's own columns do not hold: attributes along paths
+    (account's industry), measures without a filter (total spend), the latest value over related
+    records (last interaction). The builder shows them beside the member sample. PII values are masked.
+    """
+    _table(ctx, table)
+    model = ctx.model
+    key = model.table(table).key
+    ktype = model.table(table).columns[key].type
+    for i, k in enumerate(body.keys):
+        if isinstance(k, bool) or (ktype is ColumnType.INTEGER) != isinstance(k, int):
+            raise RejectedInput([Problem(f"/keys/{i}", f"{table}.{key} is {ktype.value}; {k!r} is not one")])
+    labels: list[str] = []
+    values: dict[Any, list[Any]] = {k: [] for k in body.keys}
+    for i, f in enumerate(body.fields):
+        label, rows = _lookup_one(ctx, table, key, body.keys, f, f"/fields/{i}")
+        labels.append(label)
+        for k in body.keys:
+            v = rows.get(k)
+            values[k].append(float(v) if isinstance(v, Decimal) else v)
+    return {"table": table, "key": key, "columns": labels, "rows": [{"key": k, "values": v} for k, v in values.items()]}
+
+
+def _keys_in(col: exp.Expr, keys: list[Any]) -> exp.Expr:
+    lits = [exp.Literal.number(k) if isinstance(k, int) else exp.Literal.string(k) for k in keys]
+    return exp.In(this=col, expressions=lits) if lits else exp.false()
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _lookup_one(ctx: Any, table: str, key: str, keys: list[Any], f: Field, at: str) -> tuple[str, dict[Any, Any]]:
+    model = ctx.model
+    chosen = [x for x in ("attribute", "measure", "related") if getattr(f, x) is not None]
+    if f.measure is not None and (f.attribute is not None or f.related is not None or f.path):
+        raise RejectedInput([Problem(at, "a measure is looked up on its own: give measure alone")])
+    if not chosen:
+        raise RejectedInput([Problem(at, "give an attribute (with an optional path), a measure, or related with an attribute")])
+    if f.measure is not None:
+        measures = model.measures_of(table)
+        if f.measure not in measures:
+            raise RejectedInput([Problem(at, f"table {table!r} has no measure {f.measure!r}{hint(f.measure, measures)}")])
+        m = measures[f.measure]
+        if m.where is not None:
+            raise RejectedInput([Problem(at, f"measure {f.measure!r} has a filter; only unfiltered measures are looked up")])
+        rel = model.one_to_many(table, m.related)
+        assert rel is not None
+        fn, attr = m.aggregate.fn, m.aggregate.attribute
+        col = exp.column(attr, quoted=True)
+        agg: exp.Expr = {
+            "sum": exp.Sum(this=col),
+            "avg": exp.Avg(this=col),
+            "min": exp.Min(this=col),
+            "max": exp.Max(this=col),
+        }.get(fn) or exp.Count(this=exp.Distinct(expressions=[col]))
+        q = (
+            exp.select(exp.alias_(exp.column(rel.from_column, quoted=True), "k", quoted=True), exp.alias_(agg, "v", quoted=True))
+            .from_(exp.Table(this=_ident(rel.from_table)))
+            .where(_keys_in(exp.column(rel.from_column, quoted=True), keys))
+            .group_by(exp.column(rel.from_column, quoted=True))
+        )
+        found = {r["k"]: r["v"] for r in ctx.ws.engine.run(q).to_pylist()}
+        if fn in ("sum", "count_distinct"):  # over no records: 0 (contract 3.3)
+            found = {k: found.get(k, 0) for k in keys}
+        return model.measures[f.measure].label or f.measure, found
+    if f.related is not None:
+        if f.path:
+            raise RejectedInput([Problem(at, "related lookups start from the table itself; leave path out")])
+        rel = model.one_to_many(table, f.related)
+        if rel is None:
+            _, o2m = model.link_names(table)
+            raise RejectedInput(
+                [Problem(at, f"table {table!r} has no one-to-many relationship {f.related!r}{hint(f.related, o2m)}")]
+            )
+        cols = model.table(rel.from_table).columns
+        if f.attribute not in cols:
+            raise RejectedInput([Problem(at, f"table {rel.from_table!r} has no column {f.attribute!r}{hint(f.attribute, cols)}")])
+        if cols[f.attribute].pii:
+            raise RejectedInput([Problem(at, f"{rel.from_table}.{f.attribute} holds PII and is not looked up")])
+        q = (
+            exp.select(
+                exp.alias_(exp.column(rel.from_column, quoted=True), "k", quoted=True),
+                exp.alias_(exp.Max(this=exp.column(f.attribute, quoted=True)), "v", quoted=True),
+            )
+            .from_(exp.Table(this=_ident(rel.from_table)))
+            .where(_keys_in(exp.column(rel.from_column, quoted=True), keys))
+            .group_by(exp.column(rel.from_column, quoted=True))
+        )
+        found = {r["k"]: r["v"] for r in ctx.ws.engine.run(q).to_pylist()}
+        target = model.table(rel.from_table).label or rel.from_table
+        return f"last {target} {cols[f.attribute].label or f.attribute}", found
+    # An attribute along a many-to-one path: one LEFT JOIN per step, identifiers from the model only.
+    q = exp.select(exp.alias_(exp.column(key, table="t0", quoted=True), "k", quoted=True)).from_(
+        exp.Table(this=_ident(table), alias=exp.TableAlias(this=exp.to_identifier("t0")))
+    )
+    scope, alias = table, "t0"
+    for n, step in enumerate(f.path, 1):
+        rel = model.many_to_one(scope, step)
+        if rel is None:
+            m2o, _ = model.link_names(scope)
+            raise RejectedInput(
+                [Problem(f"{at}/path/{n - 1}", f"table {scope!r} has no many-to-one relationship {step!r}{hint(step, m2o)}")]
+            )
+        nxt = f"t{n}"
+        q = q.join(
+            exp.Table(this=_ident(rel.to_table), alias=exp.TableAlias(this=exp.to_identifier(nxt))),
+            on=exp.EQ(
+                this=exp.column(rel.from_column, table=alias, quoted=True),
+                expression=exp.column(rel.to_column, table=nxt, quoted=True),
+            ),
+            join_type="left",
+        )
+        scope, alias = rel.to_table, nxt
+    cols = model.table(scope).columns
+    if f.attribute not in cols:
+        raise RejectedInput([Problem(at, f"table {scope!r} has no column {f.attribute!r}{hint(f.attribute, cols)}")])
+    q = q.select(exp.alias_(exp.column(f.attribute, table=alias, quoted=True), "v", quoted=True)).where(
+        _keys_in(exp.column(key, table="t0", quoted=True), keys)
+    )
+    found = {r["k"]: r["v"] for r in ctx.ws.engine.run(q).to_pylist()}
+    if cols[f.attribute].pii:
+        found = {k: (_MASK if v is not None else None) for k, v in found.items()}
+    label = cols[f.attribute].label or f.attribute
+    return (f"{' › '.join(f.path)} › {label}" if f.path else label), found

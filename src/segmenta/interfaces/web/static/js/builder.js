@@ -465,6 +465,9 @@ async function runEstimate() {
     const pv = await api("POST", "/definitions/preview", { definition, limit: 8, ...(columns.length ? { columns } : {}) });
     if (mine !== seq) return;
     renderPreview(pv);
+    const extra = await lookupExtras(definition, pv);
+    if (mine !== seq || !extra.length) return;
+    renderPreview(pv, extra);
   } catch (e) {
     if (mine !== seq) return;
     $("#estimate-count").textContent = "–";
@@ -479,7 +482,7 @@ export function usedColumns(definition) {
   const t = table(definition.audience);
   const cols = [];
   const nameLike = ["fullname", "name", "firstname", "lastname", "subject", "topic"].filter((c) => c in t.columns && !(S.me.pii_restricted && t.columns[c].pii));
-  cols.push(...nameLike.slice(0, 2));
+  cols.push(...nameLike.slice(0, 1));
   const visit = (n) => {
     if (!n || typeof n !== "object") return;
     if (isTree(n)) { for (const c of n.all || n.any) visit(c); return; }
@@ -487,6 +490,37 @@ export function usedColumns(definition) {
   };
   for (const g of definition.groups || []) visit(g.where);
   return [...new Set(cols)].filter((c) => c !== t.key).slice(0, 6);
+}
+
+/** What the rules use beyond the audience's own columns: attributes along paths, measures, the latest related record. */
+export function extraFields(definition) {
+  const out = [];
+  const seen = new Set();
+  const add = (f) => { const k = JSON.stringify(f); if (!seen.has(k) && out.length < 4) { seen.add(k); out.push(f); } };
+  const visit = (n) => {
+    if (!n || typeof n !== "object") return;
+    if (isTree(n)) { for (const c of n.all || n.any) visit(c); return; }
+    if ("related" in n && !(n.path && n.path.length)) {
+      const rel = relatedOf(definition.audience).find((r) => r.name === n.related);
+      const time = rel && Object.entries(table(rel.table).columns).find(([, spec]) => (spec.type === "datetime" || spec.type === "date") && !spec.pii);
+      if (time) add({ related: n.related, attribute: time[0] });
+    } else if ("measure" in n && !(n.path && n.path.length)) add({ measure: n.measure });
+    else if ("attribute" in n && n.path && n.path.length) add({ path: n.path, attribute: n.attribute });
+  };
+  for (const g of definition.groups || []) visit(g.where);
+  return out;
+}
+
+async function lookupExtras(definition, pv) {
+  const fields = extraFields(definition);
+  const key = table(definition.audience).key;
+  const keys = pv.rows.map((r) => r[key]).filter((k) => k !== null && k !== undefined && k !== "***");
+  if (!fields.length || !keys.length) return [];
+  const path = `/tables/${encodeURIComponent(definition.audience)}/lookup`;
+  const answers = await Promise.allSettled(fields.map((f) => api("POST", path, { keys, fields: [f] })));
+  return answers.filter((a) => a.status === "fulfilled").map((a) => ({
+    label: a.value.columns[0], byKey: new Map(a.value.rows.map((r) => [r.key, r.values[0]])), key,
+  }));
 }
 
 export function showProblems(problems) {
@@ -508,12 +542,14 @@ export function showProblems(problems) {
   $("#builder-problems").textContent = loose.join("\n");
 }
 
-function renderPreview(pv) {
+function renderPreview(pv, extra = []) {
   const box = $("#preview");
   if (!pv.rows.length) { box.replaceChildren(el("p", { class: "muted", text: "No members." })); return; }
   const aud = S.def.audience;
-  const head = el("tr", {}, ...pv.columns.map((c) => el("th", { scope: "col", text: colLabel(aud, c), title: c })));
-  const rows = pv.rows.map((r) => el("tr", {}, ...pv.columns.map((c) => el("td", { text: fmtCell(r[c]), title: fmtCell(r[c]) }))));
+  const head = el("tr", {}, ...pv.columns.map((c) => el("th", { scope: "col", text: colLabel(aud, c), title: c })),
+    ...extra.map((x) => el("th", { scope: "col", class: "extra", text: x.label, title: x.label })));
+  const rows = pv.rows.map((r) => el("tr", {}, ...pv.columns.map((c) => el("td", { text: fmtCell(r[c]), title: fmtCell(r[c]) })),
+    ...extra.map((x) => { const v = fmtCell(x.byKey.get(r[x.key])); return el("td", { text: v, title: v }); })));
   const note = pv.masked && pv.masked.length ? el("p", { class: "muted", text: `Masked: ${pv.masked.map((c) => colLabel(aud, c)).join(", ")}` }) : null;
   box.replaceChildren(...[el("div", { class: "table-scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows))), note].filter(Boolean));
 }
