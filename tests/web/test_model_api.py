@@ -101,5 +101,7 @@ def test_lookup_masks_pii_and_says_what_is_wrong(shared_api: Api) -> None:  # no
     assert bad.status_code == 422 and "/fields/0/path/0" in bad.text and "account" in bad.text
     bad = shared_api.call("viewer", "POST", "/api/tables/contact/lookup", json={"keys": ["x"], "fields": []})
     assert bad.status_code == 422 and "/keys/0" in bad.text
+    bad = shared_api.call("viewer", "POST", "/api/tables/contact/lookup", json={"keys": [2**70], "fields": []})
+    assert bad.status_code == 422 and "64-bit" in bad.text
     bad = shared_api.call("viewer", "POST", "/api/tables/contact/lookup", json={"keys": list(range(201)), "fields": []})
     assert bad.status_code == 422

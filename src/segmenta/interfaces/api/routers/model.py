@@ -199,6 +199,8 @@ def lookup(ctx: Read, table: str, body: Lookup) -> dict[str, Any]:
     for i, k in enumerate(body.keys):
         if isinstance(k, bool) or (ktype is ColumnType.INTEGER) != isinstance(k, int):
             raise RejectedInput([Problem(f"/keys/{i}", f"{table}.{key} is {ktype.value}; {k!r} is not one")])
+        if isinstance(k, int) and not -(2**63) <= k < 2**63:
+            raise RejectedInput([Problem(f"/keys/{i}", f"{k} is outside the 64-bit whole numbers a key can hold")])
     labels: list[str] = []
     values: dict[Any, list[Any]] = {k: [] for k in body.keys}
     for i, f in enumerate(body.fields):
