@@ -23,6 +23,7 @@ from segmenta.model.schema import ColumnType, hint
 from segmenta.model.validate import parse_definition
 from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_views import SegmentViews
+from segmenta.services.states import Action, Kind, Status, can, transition
 from segmenta.store.database import Store
 from segmenta.store.models import AuditEntry, RefreshRun, Segment, SegmentVersion
 from segmenta.workspace import Workspace
@@ -111,7 +112,7 @@ class SegmentsBase(SegmentViews):
         where = f"in_segment {name!r}"
         if seg is None:
             raise DefinitionError([Problem(where, f"no saved segment has this name{hint(name, names)}")])
-        if seg.status != "live":
+        if seg.status != Status.LIVE:
             raise DefinitionError([Problem(where, f"is {seg.status}; in_segment reads only live segments (publish it first)")])
         if seg.audience != table:
             raise DefinitionError([Problem(where, f"is a segment of {seg.audience!r}, not {table!r}")])
@@ -157,7 +158,8 @@ class SegmentsBase(SegmentViews):
                 seg = s.get(Segment, seg_id)
                 assert seg is not None
                 self._finish_run(s, run_id, changes.size, changes.entered, changes.exited)
-                seg.status, seg.status_reason = "live", "ready"
+                if can(seg.status, Action.EVALUATED):  # stopped or set to draft meanwhile: that choice stands
+                    seg.status, seg.status_reason = transition(seg.name, seg.status, Action.EVALUATED), "ready"
                 seg.size, seg.live_version, seg.last_refresh_at = changes.size, version, at
                 seg.next_refresh_at = next_at
         return RefreshResult(seg.name, changes.size, changes.entered, changes.exited, version, run_id)
@@ -171,7 +173,7 @@ class SegmentsBase(SegmentViews):
         with self.store.session() as s:
             seg = s.get(Segment, seg_id)
             assert seg is not None
-            if seg.kind != "dynamic":
+            if seg.kind != Kind.DYNAMIC:
                 return None
             seg.live_version = version  # the cadence of the version about to go live
             try:
@@ -254,8 +256,8 @@ class SegmentsBase(SegmentViews):
             seg = s.get(Segment, seg_id)
             assert run is not None and seg is not None
             run.status, run.finished_at, run.message = "error", clock.now(), message
-            if not keep_status:
-                seg.status, seg.status_reason = "error", message
+            if not keep_status and can(seg.status, Action.FAIL):
+                seg.status, seg.status_reason = transition(seg.name, seg.status, Action.FAIL), message
             self._audit(s, seg, "error", message)
 
     # -- one truth after a crash -------------------------------------------------------------
@@ -293,8 +295,8 @@ class SegmentsBase(SegmentViews):
             if record is None:
                 run.status, run.finished_at = "error", now
                 run.message = "interrupted: the process ended before the membership was committed; the previous membership stands"
-                if seg.status == "going_live":
-                    seg.status, seg.status_reason = "error", run.message
+                if seg.status == Status.GOING_LIVE:  # a publish cut short: it did not go live
+                    seg.status, seg.status_reason = transition(seg.name, seg.status, Action.FAIL), run.message
                 self._audit(s, seg, "error", f"refresh {run_id} {run.message}")
                 return True
             run.status, run.finished_at, run.message = "done", now, None
@@ -305,9 +307,9 @@ class SegmentsBase(SegmentViews):
                     seg.updated_at = record.at
                 else:
                     seg.live_version = record.version
-                    if seg.status == "going_live":
-                        seg.status, seg.status_reason = "live", "ready"
-                    if seg.status == "live" and seg.kind == "dynamic":
+                    if seg.status == Status.GOING_LIVE:
+                        seg.status, seg.status_reason = transition(seg.name, seg.status, Action.EVALUATED), "ready"
+                    if seg.status == Status.LIVE and seg.kind == Kind.DYNAMIC:
                         try:
                             seg.next_refresh_at = record.at + self._cadence(s, seg)  # type: ignore[attr-defined]
                         except Exception:  # noqa: BLE001 - due now: the next pass computes it again
