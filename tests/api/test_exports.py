@@ -156,6 +156,9 @@ def test_a_million_member_export_streams_in_bounded_memory(million: tuple[Path, 
     with _serve(workspace) as (base, proc), httpx.Client(base_url=base, timeout=300) as client:
         bearer = {"Authorization": f"Bearer {token}"}
         assert client.get("/api/segments/Everyone", headers=bearer).json()["size"] == ROWS
+        everyone = {"audience": "person", "groups": [{"where": {"all": []}}]}
+        first = client.post("/api/definitions/evaluate", json={"definition": everyone, "limit": 3}, headers=bearer).json()
+        assert (first["count"], first["keys"]) == (ROWS, [0, 1, 2])  # counted, not listed
         before = _peak_rss_kib(proc.pid)
         lines = 0
         last = b""

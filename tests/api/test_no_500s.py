@@ -65,3 +65,13 @@ def test_bad_definition_shapes_are_a_422_not_a_500(shared_api: Api) -> None:
     for as_of in ("99999-01-01", "yesterday", "2026-13-01"):
         answer = shared_api.call("viewer", "POST", "/api/definitions/estimate", json={"definition": GOLD, "as_of": as_of})
         assert answer.status_code == 422 and as_of in answer.text
+
+
+def test_evaluate_with_a_limit_counts_all_and_lists_the_first(shared_api: Api) -> None:
+    body = {"definition": GOLD, "limit": 1, "as_of": "2026-10-27T12:00:00"}
+    first = shared_api.call("viewer", "POST", "/api/definitions/evaluate", json=body).json()
+    assert (first["count"], first["keys"], first["as_of"]) == (2, [1], "2026-10-27T12:00:00")
+    every = shared_api.call("viewer", "POST", "/api/definitions/evaluate", json={**body, "limit": None}).json()
+    assert (every["count"], every["keys"]) == (2, [1, 3])
+    huge = shared_api.call("viewer", "POST", "/api/definitions/evaluate", json={**body, "limit": 10**30})
+    assert huge.status_code == 422 and "/limit" in huge.text

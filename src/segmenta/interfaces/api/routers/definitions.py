@@ -6,6 +6,7 @@ user PII columns do not exist, so a condition on one is rejected (422) with its 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
+from segmenta import clock
 from segmenta.errors import DefinitionError
 from segmenta.interfaces.api.auth import Ctx, Read
 from segmenta.interfaces.api.errors import RESPONSES
@@ -42,7 +44,7 @@ class SqlBody(DefinitionBody):
 
 
 class EvaluateBody(DefinitionBody):
-    limit: int | None = Field(None, ge=0)
+    limit: int | None = Field(None, ge=0, le=2**62, description="at most this many keys (the count is always complete)")
 
 
 def checked(ctx: Ctx, raw: Any) -> Definition:
@@ -53,7 +55,7 @@ def checked(ctx: Ctx, raw: Any) -> Definition:
     return parse_definition(raw, ctx.model, limits=ctx.service.limits)
 
 
-def count_query(ctx: Ctx, defn: Definition, as_of: str | None) -> exp.Select:
+def count_query(ctx: Ctx, defn: Definition, as_of: str | dt.datetime | None) -> exp.Select:
     """``SELECT count(*)`` over the member query (no ordering, no keys fetched)."""
     query = ctx.ws.compile(defn, as_of=as_of)
     query.set("order", None)
@@ -102,13 +104,19 @@ def sql(ctx: Read, body: SqlBody) -> dict[str, Any]:
 def evaluate(ctx: Read, body: EvaluateBody) -> dict[str, Any]:
     """The member keys ascending (``segment evaluate``); ``limit`` caps the keys returned, not the count."""
     defn = checked(ctx, body.definition)
-    result = ctx.ws.evaluate(defn, as_of=body.as_of)
-    keys = result.keys if body.limit is None else result.keys[: body.limit]
     hidden = ctx.restricted and key_is_pii(ctx.service.model, defn.audience)
+    key = ctx.service.model.table(defn.audience).key
+    if body.limit is None:
+        result = ctx.ws.evaluate(defn, as_of=body.as_of)
+        count, keys, moment = result.count, result.keys, result.as_of
+    else:  # only the first ``limit`` keys are fetched: the count is counted, not listed
+        moment = clock.parse_instant(body.as_of, what="--as-of") if body.as_of else clock.now()
+        count = int(ctx.ws.engine.run(count_query(ctx, defn, moment)).column(0)[0].as_py())
+        keys = ctx.ws.engine.run(ctx.ws.compile(defn, as_of=moment).limit(body.limit)).column(0).to_pylist()
     return {
-        "count": result.count,
-        "key": result.key,
+        "count": count,
+        "key": key,
         "keys": mask_keys(keys) if hidden else keys,
-        "as_of": result.as_of.isoformat(),
-        "masked": [result.key] if hidden else [],
+        "as_of": moment.isoformat(),
+        "masked": [key] if hidden else [],
     }
