@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from segmenta.services.states import StaticType, Status
 from segmenta.store.models import RefreshRun, Segment, SegmentVersion, Usage
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def pending_version(seg: Segment) -> int | None:
     """The saved version not yet live: a published segment's draft, or a segment's version never evaluated."""
     if seg.draft_version is not None:
         return seg.draft_version
-    if seg.static_type != "list" and seg.live_version != seg.current_version:
+    if seg.static_type != StaticType.LIST and seg.live_version != seg.current_version:
         return seg.current_version
     return None
 
@@ -45,9 +46,9 @@ def waiting_reason(seg: Segment) -> str | None:
     lease = lease_of(seg)
     if lease is not None:
         return f"refresh lease held by {lease['owner']} until {lease['until']} UTC"
-    if seg.status == "error":
+    if seg.status == Status.ERROR:
         return f"error: {seg.status_reason}"
-    if seg.status == "going_live":
+    if seg.status == Status.GOING_LIVE:
         return "publishing: the evaluation has not finished"
     return None
 

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from segmenta import clock
 from segmenta.errors import Problem, RejectedInput
 from segmenta.services import limits
+from segmenta.services.states import Kind, Status
 from segmenta.store.models import Segment, Usage
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def register_usage(segs: Segments, name: str, *, kind: str, user: str, role: str
     now = clock.now()
     with segs.store.session() as s:
         seg = segs._get(s, name)
-        if seg.status != "live":
+        if seg.status != Status.LIVE:
             raise RejectedInput([Problem(name, f"is {seg.status}; only live segments can be used by a {kind}")])
         usage = s.scalar(
             select(Usage).where(Usage.segment_id == seg.id, Usage.user_kind == kind, Usage.user_name == user, Usage.role == role)
@@ -83,6 +84,6 @@ def usages(segs: Segments, name: str) -> list[dict[str, Any]]:
 
 def _reschedule(segs: Segments, s: Any, seg: Segment) -> None:
     """A change of use changes the cadence: the next refresh is due one new cadence after the last."""
-    if seg.status == "live" and seg.kind == "dynamic" and seg.last_refresh_at is not None:
+    if seg.status == Status.LIVE and seg.kind == Kind.DYNAMIC and seg.last_refresh_at is not None:
         s.flush()
         seg.next_refresh_at = seg.last_refresh_at + segs._cadence(s, seg)
