@@ -194,3 +194,23 @@ def test_unsaved_work_is_kept_in_the_browser_and_offered_back(pg, server) -> Non
     assert other.input_value("#seg-name") == "kept locally"
     assert other.eval_on_selector(by_id(f"{G0}/value"), "s => s.value") == "Bronze"
     other.close()
+
+
+def test_an_earlier_version_can_be_edited_and_saved_as_the_new_draft(pg, server) -> None:
+    seg = create(pg, server, "versioned", tier("Gold"))
+    r = httpx.put(
+        f"{server['base']}/api/segments/{ref_of(seg)}",
+        json={"definition": {**tier("Silver"), "name": "versioned"}},
+        headers=cookies(pg),
+    )
+    assert r.status_code == 200, r.text
+    pg.goto(f"{server['base']}/#/segments/{ref_of(seg)}/versions/1")
+    pg.wait_for_selector("#version-banner:not([hidden])")
+    assert pg.eval_on_selector(by_id("/groups/0/where/value"), "s => s.value") == "Gold"
+    pg.click("#version-use")
+    assert pg.url.endswith(f"#/segments/{ref_of(seg)}") and pg.is_enabled(by_id("/groups/0/where/value"))
+    pg.click("#save-draft")
+    pg.wait_for_function(
+        "() => /[Ss]aved/.test(document.querySelector('#save-message').textContent) && !document.querySelector('#save-message').textContent.includes('earlier')"
+    )
+    assert get(pg, server, ref_of(seg))["definition"]["groups"] == tier("Gold")["groups"]

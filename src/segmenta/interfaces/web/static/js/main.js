@@ -9,7 +9,7 @@ import { M } from "./model.js";
 import { go, onRoute, route } from "./router.js";
 import {
   changed, discardDraft, loadDetails, loadMembers, membersNext, membersPrev, newList, openNew, openSegment, publish,
-  readHeaders, restoreDraft, save, segmentAction, show, unlock, upload,
+  readHeaders, restoreDraft, save, segmentAction, show, unlock, upload, useVersion,
 } from "./segment.js";
 import { S } from "./state.js";
 
@@ -122,6 +122,7 @@ function wire() {
   $("#upload-form").addEventListener("submit", upload);
   $("#upload-file").addEventListener("change", readHeaders);
   $("#draft-restore").addEventListener("click", restoreDraft);
+  $("#version-use").addEventListener("click", useVersion);
   $("#draft-discard").addEventListener("click", discardDraft);
   onRoute(onRouteChange, isDirty);
 }

@@ -187,6 +187,22 @@ export async function publish() {
   await refreshSegments();
 }
 
+/** Start editing from the past version on screen: it becomes unsaved changes to the current one. */
+export function useVersion() {
+  if (!S.version || !S.saved) return;
+  const past = S.def;
+  S.def = clone(S.saved.definition || past);
+  S.version = null;
+  markClean(); // the current version is what is saved
+  S.def = past;
+  replaceQuietly(`#/segments/${segRef(S.saved)}`);
+  $("#version-banner").hidden = true;
+  $("#builder-title").textContent = S.saved.name;
+  unlock();
+  changed();
+  $("#save-message").textContent = "Editing from an earlier version: save a draft to keep it.";
+}
+
 /** After a reactivation to Draft the segment can be edited again. */
 export function unlock() {
   S.readonly = false;
