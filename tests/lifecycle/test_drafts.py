@@ -179,3 +179,11 @@ def test_an_edit_while_a_first_publish_is_under_way_waits_as_a_draft(life: Lifec
     assert life.members("UK contacts") == [2, 6]
     table = life.run("segment", "list").stdout
     assert "live" in table and "draft v" not in table
+
+
+def test_show_prints_who_uses_a_segment_for_people(life: Lifecycle) -> None:
+    reader = {"audience": "contact", "groups": [{"where": {"in_segment": "UK contacts"}}]}
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "create", life.definition("r", reader), "--name", "Reader")
+    out = life.run("segment", "show", "UK contacts").stdout
+    assert "segment Reader (in_segment)" in out and "'kind'" not in out

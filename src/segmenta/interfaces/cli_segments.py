@@ -335,6 +335,10 @@ def show(
         return
     table = RichTable("field", "value", show_header=False)
     for k, v in info.items():
+        if k == "used_by":
+            v = ", ".join(f"{u['kind']} {u['name']}" + (f" ({u['role']})" if u["role"] else "") for u in v) or None
+        elif k == "lease":
+            continue  # said in full by "waiting"
         if k != "definition":
             table.add_row(k, "" if v is None else str(v))
     out.print(table)
