@@ -106,6 +106,7 @@ def test_a_new_text_condition_waits_for_its_value_instead_of_emptying_the_estima
     g1 = "/groups/0/where/all/1"
     pg.select_option(by_id(f"{g1}/field"), value="a||firstname")
     assert pg.input_value(by_id(f"{g1}/value")) == ""
+    assert "left out of the estimate" in pg.inner_text(f'[data-pointer="{g1}"] .fresh-note')
     pg.wait_for_function("() => document.querySelector('#estimate-note').textContent.includes('once they have a value')")
     wait_estimate(pg, "2")  # not 0: the new condition has no value yet and is left out
     pg.fill("#seg-name", "waiting")
@@ -113,6 +114,7 @@ def test_a_new_text_condition_waits_for_its_value_instead_of_emptying_the_estima
     pg.wait_for_function("() => document.querySelector('#builder-problems').textContent.includes('no value yet')")
     pg.fill(by_id(f"{g1}/value"), "Ann")
     wait_estimate(pg, "1")
+    assert pg.locator(f'[data-pointer="{g1}"] .fresh-note').count() == 0
     assert pg.inner_text("#estimate-note") == ""
 
 

@@ -245,6 +245,7 @@ function renderCondition(node, tname, ptr, replace) {
     row.append(el("span", { class: "muted", text: `${node.op} ${JSON.stringify(node.value ?? "")} (on ${tableLabel(scope)})` }));
   }
   row.append(el("button", { type: "button", class: "icon", id: `${ptr}/remove`, "aria-label": "Remove condition", text: "✕", onclick: () => replace(null) }));
+  if (S.fresh.has(node)) row.append(el("p", { class: "fresh-note muted", text: "Give it a value: until then this condition is left out of the estimate." }));
   return row;
 }
 
@@ -265,7 +266,12 @@ function opSelect(node, type, ops, ptr, spec) {
 function valueEditor(node, type, spec, ptr, column) {
   const op = node.op;
   const shape = shapeOf(op);
-  const set = () => { S.fresh.delete(node); changed(); };
+  const set = () => {
+    S.fresh.delete(node);
+    const note = document.querySelector(`[data-pointer="${ptr}"] > .fresh-note`);
+    if (note) note.remove();
+    changed();
+  };
   if (shape === "none") return [];
   if (shape === "window") {
     const [unit, n] = Object.entries(node.value || { days: 30 })[0];
