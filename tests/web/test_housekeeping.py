@@ -230,3 +230,25 @@ def test_the_sample_shows_path_attributes_measures_and_the_latest_related_record
     cells = pg.locator("#preview tbody tr").first.locator("td").all_inner_texts()
     assert cells[heads.index("account › industry")] in ("Tech", "Finance", "Health")
     shot(pg, "24-sample-extras")
+
+
+def test_a_viewer_sees_no_button_for_what_the_role_cannot_do(browser, server) -> None:
+    admin = sign_in(browser, server)
+    seg = create(admin, server, "for viewers", EVERYONE)
+    r = httpx.post(
+        f"{server['base']}/api/users",
+        json={"username": "vera", "password": "correct horse battery", "role": "viewer"},
+        headers=cookies(admin),
+    )
+    assert r.status_code == 201, r.text
+    admin.context.close()
+    pg = sign_in(browser, server, user="vera", password="correct horse battery")
+    assert pg.is_hidden("#new-segment") and pg.is_hidden("#new-list") and pg.is_hidden("#nav-new")
+    assert row(pg, "for viewers").get_by_role("button").count() == 0
+    pg.goto(f"{server['base']}/#/segments/{ref_of(seg)}")
+    pg.wait_for_function("() => document.querySelector('#builder-title').textContent === 'for viewers'")
+    assert pg.is_hidden("#save-draft") and pg.is_hidden("#publish") and pg.is_hidden("#add-group")
+    assert pg.is_disabled(by_id("/groups/0/where/add-condition"))
+    errors = pg.errors
+    pg.context.close()
+    assert errors == [], errors

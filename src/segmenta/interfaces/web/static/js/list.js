@@ -6,7 +6,7 @@ import { $, el, fmtTime } from "./dom.js";
 import { tableLabel } from "./model.js";
 import { go } from "./router.js";
 import { problemsOf, refreshSegments, show } from "./segment.js";
-import { S } from "./state.js";
+import { S, can } from "./state.js";
 
 const SORTS = {
   name: (a, b) => a.name.localeCompare(b.name),
@@ -39,9 +39,9 @@ export function renderList() {
       el("td", { class: "num", text: seg.size ?? "" }), el("td", { text: fmtTime(seg.last_refreshed_at) }),
       el("td", { text: seg.version ?? "" }),
       el("td", { class: "row-actions" },
-        el("button", { type: "button", class: "link", text: "Rename", "aria-label": `Rename ${seg.name}`, onclick: () => rename(seg) }),
-        seg.kind !== "static" || seg.version ? el("button", { type: "button", class: "link", text: "Duplicate", "aria-label": `Duplicate ${seg.name}`, onclick: () => duplicate(seg) }) : null,
-        el("button", { type: "button", class: "link danger", text: "Delete", "aria-label": `Delete ${seg.name}`, onclick: () => remove(seg) }))));
+        can("segments.rename") ? el("button", { type: "button", class: "link", text: "Rename", "aria-label": `Rename ${seg.name}`, onclick: () => rename(seg) }) : null,
+        can("segments.create") ? el("button", { type: "button", class: "link", text: "Duplicate", "aria-label": `Duplicate ${seg.name}`, onclick: () => duplicate(seg) }) : null,
+        can("segments.delete") ? el("button", { type: "button", class: "link danger", text: "Delete", "aria-label": `Delete ${seg.name}`, onclick: () => remove(seg) }) : null)));
   }
   $("#list-empty").hidden = S.segments.length > 0;
   $("#list-nomatch").hidden = !(S.segments.length > 0 && rows.length === 0);

@@ -11,7 +11,7 @@ import {
   changed, discardDraft, loadDetails, loadMembers, membersNext, membersPrev, newList, openNew, openSegment, publish,
   readHeaders, restoreDraft, save, segmentAction, show, unlock, upload, useVersion,
 } from "./segment.js";
-import { S } from "./state.js";
+import { S, can } from "./state.js";
 
 function showLogin() {
   S.me = null;
@@ -29,6 +29,8 @@ async function start() {
   $("#whoami").textContent = `${S.me.username} · ${S.me.role}${S.me.pii_restricted ? " · PII restricted" : ""}`;
   $("#sign-out").hidden = false;
   M.model = await api("GET", "/model");
+  try { S.roles = await api("GET", "/auth/roles"); } catch { S.roles = null; }
+  for (const id of ["nav-new", "new-segment", "new-list"]) $(`#${id}`).hidden = !can("segments.create");
   route();
 }
 

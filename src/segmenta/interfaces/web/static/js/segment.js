@@ -11,7 +11,7 @@ import { $, clone, el, fmtTime } from "./dom.js";
 import { dropDraft, keepDraft, readDraft } from "./draft.js";
 import { M, colLabel, tableLabel } from "./model.js";
 import { replaceQuietly } from "./router.js";
-import { S } from "./state.js";
+import { S, can } from "./state.js";
 
 const pageSize = () => Number($("#members-size").value) || 10;
 
@@ -59,9 +59,10 @@ export function openBuilder(def, saved, { version = null } = {}) {
   }
   $("#details-card").hidden = !saved;
   $("#members-card").hidden = !saved;
-  $("#upload-card").hidden = !isList || !!version;
-  S.readonly = !!version || (!!saved && saved.status === "expired");
+  $("#upload-card").hidden = !isList || !!version || !can("segments.import");
+  S.readonly = !!version || (!!saved && saved.status === "expired") || !can(saved ? "segments.edit" : "segments.create");
   for (const id of ["publish", "save-draft", "add-group"]) $(`#${id}`).hidden = isList || S.readonly;
+  if (!can("segments.publish")) $("#publish").hidden = true;
   $("#builder-actions").hidden = isList || S.readonly;
   $("#expired-note").hidden = !(saved && saved.status === "expired");
   $("#preview-card").hidden = isList;
@@ -205,8 +206,9 @@ export function useVersion() {
 
 /** After a reactivation to Draft the segment can be edited again. */
 export function unlock() {
-  S.readonly = false;
-  for (const id of ["publish", "save-draft", "add-group", "builder-actions"]) $(`#${id}`).hidden = false;
+  S.readonly = !can("segments.edit");
+  for (const id of ["publish", "save-draft", "add-group", "builder-actions"]) $(`#${id}`).hidden = S.readonly;
+  if (!can("segments.publish")) $("#publish").hidden = true;
   $("#expired-note").hidden = true;
   renderGroups();
 }
@@ -284,11 +286,11 @@ function renderFacts(seg) {
   if (seg.expires_at) facts.push(["Expires", fmtTime(seg.expires_at)]);
   if (seg.last_refreshed_at) facts.push(["Last refresh", fmtTime(seg.last_refreshed_at)]);
   $("#facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k }, v)]));
-  $("#reactivate").hidden = seg.status !== "expired";
-  $("#make-ready").hidden = !(seg.status === "draft" && seg.status_reason === "draft" && S.saved && S.saved.reactivating);
-  $("#refresh-stale").hidden = !seg.stale;
-  $("#stop-seg").hidden = !["live", "going_live", "error"].includes(seg.status);
-  $("#refresh-seg").hidden = !(seg.status === "live" || seg.kind === "static");
+  $("#reactivate").hidden = seg.status !== "expired" || !can("segments.activate");
+  $("#make-ready").hidden = !(seg.status === "draft" && seg.status_reason === "draft" && S.saved && S.saved.reactivating) || !can("segments.activate");
+  $("#refresh-stale").hidden = !seg.stale || !can("segments.refresh");
+  $("#stop-seg").hidden = !["live", "going_live", "error"].includes(seg.status) || !can("segments.stop");
+  $("#refresh-seg").hidden = !(seg.status === "live" || seg.kind === "static") || !can("segments.refresh");
 }
 
 let memberOffset = 0;

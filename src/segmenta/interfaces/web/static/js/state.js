@@ -13,3 +13,9 @@ export const S = {
   baseline: null, // the definition as last saved or opened, to tell unsaved changes
   fresh: new WeakSet(), // new conditions still waiting for a value: left out of the estimate
 };
+
+/** Whether the signed-in user's role may do ``action`` (GET /api/auth/roles); the service refuses anyway. */
+export function can(action) {
+  const who = S.roles && S.roles.actions && S.roles.actions[action];
+  return !who || !S.me || who.includes(S.me.role);
+}
