@@ -389,3 +389,19 @@ def test_workspace_reads_definition_limits_from_its_settings(tmp_path: Path, con
     config.write_text(original + "limits:\n  max_depth: 0\n")
     r = segmenta("--workspace", str(ws_path), "segment", "evaluate", str(seg))
     assert (r.returncode, r.stderr) == (2, "segmenta.yaml: limits.max_depth: must be a whole number from 1 to 64, not 0\n")
+
+
+def test_yaml_reads_the_same_with_or_without_star_and_ampersand_characters() -> None:
+    # Plain text takes libyaml; text with '*' or '&' (possible aliases) takes the checked parser.
+    plain = "audience: contact\ngroups:\n- where: {attribute: tier, op: eq, value: Yes}\n- link: or\n  where: {op: on}\n"
+    starred = plain.replace("value: Yes", "value: 'Y*s & co'")
+    expected = {
+        "audience": "contact",
+        "groups": [{"where": {"attribute": "tier", "op": "eq", "value": "Yes"}}, {"link": "or", "where": {"op": "on"}}],
+    }
+    assert load_definition_text(plain) == expected
+    expected["groups"][0]["where"]["value"] = "Y*s & co"
+    assert load_definition_text(starred) == expected
+    deep_block = "".join(" " * i + f"k{i}:\n" for i in range(250)) + " " * 250 + "x: 1\n"
+    with pytest.raises(DefinitionError):
+        load_definition_text(deep_block)
