@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -122,7 +123,12 @@ def test_a_killed_worker_holds_a_short_lease_renewed_while_it_ran_and_show_says_
                     assert seg is not None and seg.lease_until is not None
                     leases.append((seg.lease_owner, seg.lease_until, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
                 time.sleep(pause)
+            # while the worker holds the data file, show answers from the store and says why the segment waits
+            shown = life.run("segment", "show", "UK contacts", "--json")
+            assert "in use by another process" in shown.stderr
+            waiting = json.loads(shown.stdout)["waiting"]
             (owner, first, _), (again, renewed, wall) = leases
+            assert waiting.startswith(f"refresh lease held by {owner} until ") and waiting.endswith(" UTC")
             assert owner == again and str(proc.pid) in str(owner)
             assert renewed > first and renewed > wall  # renewed, still held
             assert renewed <= wall + dt.timedelta(seconds=5.5)  # a lease of seconds here (minutes by default), never 30

@@ -45,6 +45,47 @@ def with_segments(fn: Callable[[Segments], T]) -> T:
         return fn(segs)
 
 
+#: How long a read-only command waits for the workspace's data before it shows the store's view.
+READ_WAIT = 2.0
+
+
+def with_views(fn: Callable[[Any], T]) -> T:
+    """``fn`` on the segments, or, while another process holds the data (a worker refreshing, serve),
+    on the metadata store alone: show, list, versions and history need nothing else."""
+    from segmenta.errors import WorkspaceBusy
+    from segmenta.services.segments import Segments
+
+    with errors():
+        try:
+            with Segments.open(workspace_path(), store_url=_store_url(), engine=state.engine, wait=READ_WAIT) as segs:
+                return fn(segs)
+        except WorkspaceBusy as exc:
+            err.print(
+                f"note: {exc}; showing the metadata store (sizes as of the last finished refresh)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            return _on_store(fn)
+
+
+def _on_store(fn: Callable[[Any], T]) -> T:
+    import yaml
+
+    from segmenta.services.segment_views import StoredSegments
+    from segmenta.store.database import Store, resolve_url
+    from segmenta.workspace import CONFIG_FILE
+
+    path = workspace_path()
+    config_file = path / CONFIG_FILE
+    config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}) if config_file.is_file() else {}
+    store = Store(resolve_url(path, config, _store_url()))
+    try:
+        return fn(StoredSegments(store))
+    finally:
+        store.close()
+
+
 @contextmanager
 def _busy(what: str) -> Iterator[None]:
     """A spinner on stderr while a refresh or import runs (silent when stderr is not a terminal)."""
@@ -292,7 +333,7 @@ def list_cmd(
     as_json: Json = False, deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted segments")] = False
 ) -> None:
     """Saved segments with status, kind, version and size."""
-    rows = with_segments(lambda s: s.list_segments(deleted=deleted))
+    rows = with_views(lambda s: s.list_segments(deleted=deleted))
     if as_json:
         _echo_json(rows)
         return
@@ -319,7 +360,7 @@ def show(
 ) -> None:
     """One segment's status, kind, version, size and schedule (or a version's definition)."""
 
-    def run(segs: Segments) -> dict[str, Any]:
+    def run(segs: Any) -> dict[str, Any]:
         info = segs.show(name)
         versions = segs.versions(name)
         wanted = version if version is not None else info["version"]
@@ -329,7 +370,7 @@ def show(
         info["definition"] = match[0]["definition"]
         return info
 
-    info = with_segments(run)
+    info = with_views(run)
     if as_json or version is not None:
         _echo_json(info if as_json else info["definition"])
         return
@@ -347,7 +388,7 @@ def show(
 @segment_app.command("versions")
 def versions(name: Name, as_json: Json = False) -> None:
     """Every saved version of a segment's definition."""
-    rows = with_segments(lambda s: s.versions(name))
+    rows = with_views(lambda s: s.versions(name))
     if as_json:
         _echo_json(rows)
         return
@@ -365,13 +406,13 @@ def history(
 ) -> None:
     """Sizes over time (each refresh with who entered and exited), or one record's history."""
 
-    def run(segs: Segments) -> list[dict[str, Any]]:
+    def run(segs: Any) -> list[dict[str, Any]]:
         if record is None:
             return segs.history(name)
         seg = segs._detached(name)
         return segs.record_history(name, segs.parse_keys(seg.audience, [record])[0])
 
-    rows = with_segments(run)
+    rows = with_views(run) if record is None else with_segments(run)
     if as_json:
         _echo_json(rows)
         return

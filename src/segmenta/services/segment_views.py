@@ -178,3 +178,39 @@ class SegmentViews:
     def _detached(self, name: str | int) -> Segment:
         with self.store.session() as s:
             return self._get(s, name)
+
+
+def find_segment(s: Session, ref: str | int) -> Segment:
+    """A segment not deleted, by id (an int) or by name; NotFound with a hint otherwise."""
+    from segmenta.errors import NotFound, Problem
+    from segmenta.model.schema import hint
+
+    if not isinstance(ref, str):
+        seg = s.scalar(select(Segment).where(Segment.id == ref, Segment.deleted_at.is_(None)))
+        if seg is None:
+            raise NotFound([Problem(f"segment id {ref}", "no saved segment has this id")])
+        return seg
+    seg = s.scalar(select(Segment).where(Segment.name == ref, Segment.deleted_at.is_(None)))
+    if seg is None:
+        names = s.scalars(select(Segment.name).where(Segment.deleted_at.is_(None))).all()
+        raise NotFound([Problem(ref, f"no saved segment has this name{hint(ref, names)}")])
+    return seg
+
+
+class StoredSegments(SegmentViews):
+    """The read side on the metadata store alone, without the data engine.
+
+    For show, list, versions and history while another process (a worker refreshing, ``serve``)
+    holds the workspace's data file: what the store knows, sizes as of the last finished refresh.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _get(self, s: Session, name: Any) -> Segment:
+        return find_segment(s, name)
+
+    def membership(self, seg: Segment) -> Any:
+        from segmenta.errors import Problem, RejectedInput
+
+        raise RejectedInput([Problem(seg.name, "its members are in the workspace's data, which another process holds now")])

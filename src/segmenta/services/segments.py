@@ -69,10 +69,15 @@ class Segments(SegmentCommands):
     @classmethod
     @contextmanager
     def open(
-        cls, workspace: str | Path | None = None, *, store_url: str | None = None, engine: str | None = None
+        cls,
+        workspace: str | Path | None = None,
+        *,
+        store_url: str | None = None,
+        engine: str | None = None,
+        wait: float | None = None,
     ) -> Iterator[Segments]:
-        """Open a workspace (``engine`` overrides segmenta.yaml) and its store (DuckDB locked: retried briefly)."""
-        ws = open_workspace(workspace, engine=engine)
+        """Open a workspace (``engine`` overrides segmenta.yaml) and its store (DuckDB locked: retried ``wait`` s)."""
+        ws = open_workspace(workspace, engine=engine, wait=wait)
         try:
             store = Store(resolve_url(ws.path, ws.config, store_url))
         except BaseException:
