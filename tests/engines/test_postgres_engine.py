@@ -521,3 +521,33 @@ def test_readers_see_the_old_rows_or_the_new_while_a_table_is_replaced(pg_ws: se
             t.join()
     assert not failures
     assert seen <= {3, len(rows)}
+
+
+def test_a_cli_evaluation_on_postgres_imports_no_arrow(pg_ws: segmenta.Workspace) -> None:
+    """Member keys come straight from the rows (Engine.column): the CLI pays for no pyarrow on PostgreSQL either."""
+    import subprocess
+    import sys
+
+    segment = CONFORMANCE / "segments" / "never_ordered.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "segmenta",
+            "--workspace",
+            str(pg_ws.path),
+            "segment",
+            "evaluate",
+            str(segment),
+            "--as-of",
+            EXPECTED["as_of"],
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == f"{len(EXPECTED['members']['never_ordered'])} members"
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "psycopg" in imported and not {m for m in imported if m.startswith("pyarrow")}

@@ -35,17 +35,18 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from sqlglot import exp
 
 from segmenta.engines.base import Cancel, Engine
 from segmenta.errors import EngineError, Problem, RejectedInput
 from segmenta.model.schema import ColumnType, Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # imported where Arrow is built: an evaluation fetches plain keys (CLI start-up)
 
 log = logging.getLogger("segmenta.engine.postgres")
 
@@ -67,22 +68,29 @@ SQL_TYPES: dict[ColumnType, str] = {
     ColumnType.CHOICES: "TEXT[]",
 }
 
-#: Result column types by PostgreSQL type OID, so that an empty result keeps its types.
-_ARROW_BY_OID: dict[int, pa.DataType] = {
-    16: pa.bool_(),
-    20: pa.int64(),
-    21: pa.int16(),
-    23: pa.int32(),
-    25: pa.string(),
-    700: pa.float32(),
-    701: pa.float64(),
-    1009: pa.list_(pa.string()),
-    1015: pa.list_(pa.string()),
-    1043: pa.string(),
-    1082: pa.date32(),
-    1114: pa.timestamp("us"),
-    1184: pa.timestamp("us", tz="UTC"),
-}
+
+@cache
+def _arrow_by_oid() -> dict[int, pa.DataType]:
+    """Result column types by PostgreSQL type OID, so that an empty result keeps its types."""
+    import pyarrow as pa
+
+    return {
+        16: pa.bool_(),
+        20: pa.int64(),
+        21: pa.int16(),
+        23: pa.int32(),
+        25: pa.string(),
+        700: pa.float32(),
+        701: pa.float64(),
+        1009: pa.list_(pa.string()),
+        1015: pa.list_(pa.string()),
+        1043: pa.string(),
+        1082: pa.date32(),
+        1114: pa.timestamp("us"),
+        1184: pa.timestamp("us", tz="UTC"),
+    }
+
+
 _NUMERIC_OID = 1700
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -352,8 +360,25 @@ class PostgresEngine(Engine):
         return self._execute_cancellable(sql, None)
 
     def _execute_cancellable(self, sql: str, cancel: Cancel | None) -> pa.Table:
-        # At the time limit the server cancels exactly this statement on its pooled connection,
-        # which then serves the next query (an autocommit connection holds no transaction to undo).
+        def arrow(cur: Any) -> pa.Table:
+            import pyarrow as pa
+
+            return pa.table({}) if cur.description is None else _arrow(cur.description, cur.fetchall())
+
+        result: pa.Table = self._fetch(sql, cancel, arrow)
+        return result
+
+    def _column_cancellable(self, sql: str, cancel: Cancel) -> list[Any]:
+        # Member keys straight from the rows: no Arrow (nor its import) for an evaluation.
+        keys: list[Any] = self._fetch(sql, cancel, lambda cur: [row[0] for row in cur.fetchall()])
+        return keys
+
+    def _fetch(self, sql: str, cancel: Cancel | None, result: Callable[[Any], Any]) -> Any:
+        """``result(cursor)`` after running ``sql`` on a pooled connection, cancellable at the time limit.
+
+        At the limit the server cancels exactly this statement on its connection, which then
+        serves the next query (an autocommit connection holds no transaction to undo).
+        """
         import psycopg
 
         for attempt in (1, 2):
@@ -368,9 +393,7 @@ class PostgresEngine(Engine):
                     if attempt == 1 and conn.broken and not (cancel is not None and cancel.fired):
                         continue
                     raise
-                if cur.description is None:
-                    return pa.table({})
-                return _arrow(cur.description, cur.fetchall())
+                return result(cur)
         raise AssertionError("unreachable")
 
     def stream(self, query: exp.Expr, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
@@ -504,11 +527,13 @@ def _search_path(schemas: list[str]) -> str:
 
 def _arrow(description: Any, rows: list[tuple[Any, ...]]) -> pa.Table:
     """Result rows as Arrow, typed by the columns' PostgreSQL types (so that no rows keep their types)."""
+    import pyarrow as pa
+
     names = [d.name for d in description]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     arrays = []
     for d, values in zip(description, columns, strict=True):
-        arrow_type = _ARROW_BY_OID.get(d.type_code)
+        arrow_type = _arrow_by_oid().get(d.type_code)
         if d.type_code == _NUMERIC_OID:
             arrow_type = None if any(v is not None for v in values) else pa.decimal128(38, 10)
         arrays.append(pa.array(values, type=arrow_type))
@@ -517,6 +542,8 @@ def _arrow(description: Any, rows: list[tuple[Any, ...]]) -> pa.Table:
 
 
 def _sql_type(arrow_type: pa.DataType) -> str:
+    import pyarrow as pa
+
     if pa.types.is_integer(arrow_type):
         return "BIGINT"
     if pa.types.is_decimal(arrow_type):
@@ -536,6 +563,9 @@ def _sql_type(arrow_type: pa.DataType) -> str:
 
 def _copy_in(conn: Any, target: exp.Table, data: pa.Table) -> None:
     """COPY ``data`` into ``target`` as CSV written by Arrow (no Python loop over rows)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     if data.num_rows == 0:
         return
     columns = []
@@ -559,6 +589,9 @@ def _copy_in(conn: Any, target: exp.Table, data: pa.Table) -> None:
 
 def _array_literals(column: pa.ChunkedArray) -> pa.Array:
     """A list-of-strings column as PostgreSQL array literals: ``{"golf","wine"}``, ``{}`` for an empty list."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     array = column.combine_chunks()
     if isinstance(array, pa.LargeListArray):
         array = array.cast(pa.list_(pa.string()))
