@@ -157,10 +157,10 @@ def create_segment(ctx: Create, body: NewSegment) -> dict[str, Any]:
         return segment_json(ctx, ctx.segs.create_list(audience=body.audience or "", name=name))
     if body.definition is None:
         raise RejectedInput([Problem("/definition", 'give a definition, or "list": true with an audience and a name')])
-    _check(ctx, body.definition)
     given = body.name if body.name is not None else body.definition.get("name")
+    ctx.audit_object = str(given or "").strip()  # the audit names the segment even when it is refused
     name = check_name(str(given or ""), "/name" if body.name is not None else "/definition/name")
-    ctx.audit_object = name
+    _check(ctx, body.definition)
     if name:
         refuse_taken(ctx, name)
     return segment_json(ctx, ctx.segs.create(body.definition, name=name or None, snapshot=body.snapshot))
