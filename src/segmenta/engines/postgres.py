@@ -19,9 +19,13 @@ and ``load`` refuses to replace them. Configuration (``segmenta.yaml``)::
       tables: {order: sales.orders}         # per model table (optional)
       pool_size: 4                          # connections shared by concurrent requests
 
-Connections come from a small thread-safe pool: every query takes one for its duration
-and every transaction one for all its statements, so the service runs requests
-concurrently on one engine. psycopg 3 is imported here only.
+Connections come from a small thread-safe pool (psycopg_pool is not a dependency): every
+query takes one for its duration and every transaction one for all its statements, so
+the service runs requests concurrently on one engine. A connection the server closed
+while it sat idle is replaced (a query runs once more; a transaction checks first). The
+statement timeout cancels the query on its own connection. Connections show
+``application_name = 'segmenta <schema>'`` in ``pg_stat_activity``. psycopg 3 is
+imported here only, pyarrow only where Arrow is built.
 """
 
 from __future__ import annotations
