@@ -221,43 +221,56 @@ def _column_type(arrow_type: pa.DataType) -> ColumnType:
 
 
 class Cancel:
-    """How a running statement is stopped at its time limit: a one-shot, thread-safe trigger.
+    """How a running statement is stopped at its time limit: a thread-safe trigger.
 
     The engine registers stops with :meth:`on_cancel` while the statement runs; :meth:`fire`
-    (the timer) calls them, and :meth:`close` (the statement is over) makes later fires do
-    nothing, so a late timer never interrupts the next statement on the same connection.
+    (the timer) calls them, and again every :attr:`REPEAT_S` until :meth:`close` (the statement
+    is over): an interrupt that lands while the engine is still planning can be cleared when
+    execution starts (DuckDB does), so one is not enough. After :meth:`close` nothing is
+    called any more, so a late timer never interrupts the next statement on the same connection.
     """
+
+    REPEAT_S = 0.1
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stops: list[Callable[[], None]] = []
         self._open = True
+        self._closed = threading.Event()
         self.fired = False
 
     def on_cancel(self, stop: Callable[[], None]) -> None:
         """Call ``stop`` when the limit is reached (at once, if it already was)."""
         with self._lock:
-            if not self.fired:
-                self._stops.append(stop)
-                return
-            stop_now = self._open
-        if stop_now:
-            stop()
+            self._stops.append(stop)
+            if self.fired and self._open:
+                self._call(stop)
 
     def fire(self) -> None:
         with self._lock:
             if not self._open or self.fired:
                 return
             self.fired = True
-            for stop in self._stops:
-                try:
-                    stop()
-                except Exception:  # pragma: no cover - a failing stop must not kill the timer thread
-                    log.exception("could not cancel a statement")
+        while True:
+            with self._lock:
+                if not self._open:
+                    return
+                for stop in self._stops:
+                    self._call(stop)
+            if self._closed.wait(self.REPEAT_S):
+                return
+
+    @staticmethod
+    def _call(stop: Callable[[], None]) -> None:
+        try:
+            stop()
+        except Exception:  # pragma: no cover - a failing stop must not kill the timer thread
+            log.exception("could not cancel a statement")
 
     def close(self) -> None:
         with self._lock:
             self._open = False
+        self._closed.set()
 
 
 def configure_limits(engine: Engine, config: Mapping[str, Any]) -> Engine:

@@ -21,6 +21,7 @@ Configuration (``segmenta.yaml``)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -246,7 +247,15 @@ class SparkEngine(Engine):
         spark = self.spark
         tag = f"segmenta-{uuid.uuid4().hex}"
         spark.addTag(tag)
-        cancel.on_cancel(lambda: spark.interruptTag(tag))
+
+        def stop() -> None:
+            spark.interruptTag(tag)
+            # A collect runs its job on a JVM serving thread that the tag may not reach; the engine
+            # serves one request at a time (see Engine.session), so its context's jobs are this query's.
+            with contextlib.suppress(Exception):  # Spark Connect has no SparkContext
+                spark.sparkContext.cancelAllJobs()
+
+        cancel.on_cancel(stop)
         try:
             return self._execute(sql)
         finally:
