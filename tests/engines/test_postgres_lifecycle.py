@@ -139,7 +139,7 @@ def test_the_service_runs_requests_side_by_side(ws: Path) -> None:
 
         # refreshes in one process reuse pooled connections (the TEMP delta table must not linger on them)
         with service.segments() as segs:
-            segs.create(json.loads((CONFORMANCE / "segments" / "never_ordered.json").read_text()), name="never")
+            created = segs.create(json.loads((CONFORMANCE / "segments" / "never_ordered.json").read_text()), name="never")
             segs.publish("never")
             for _ in range(3):
                 segs.refresh("never")
@@ -158,6 +158,12 @@ def test_the_service_runs_requests_side_by_side(ws: Path) -> None:
             )
             assert r.status_code == 200, r.text
             assert r.json()["count"] == len(NEVER)
+            auth = {"Authorization": f"Bearer {admin.token}"}
+            r = client.get(f"/api/segments/{created['id']}/members.csv", headers=auth)  # streamed in batches
+            assert r.status_code == 200, r.text
+            assert r.text.splitlines() == ["contactid", *map(str, NEVER)]
+            r = client.get(f"/api/segments/{created['id']}/history", headers=auth)
+            assert r.status_code == 200, r.text
     finally:
         service.close()
 
