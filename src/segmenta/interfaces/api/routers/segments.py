@@ -75,6 +75,17 @@ def resolve(ctx: Ctx, ref: str) -> str:
     The audit entry names the segment, not the id it was reached by.
     """
     name = ref
+    if len(ref) > NAME_LIMIT or any(ord(c) < 32 or ord(c) == 127 for c in ref):
+        # no segment can have this name (a store such as PostgreSQL would refuse even to look it up)
+        ctx.audit_object = ref[:NAME_LIMIT]
+        raise NotFound(
+            [
+                Problem(
+                    ref[:NAME_LIMIT],
+                    f"no saved segment has this name (names have at most {NAME_LIMIT} characters, none a control character)",
+                )
+            ]
+        )
     if ref.isascii() and ref.isdigit() and int(ref) <= MAX_ID:
         with ctx.service.store.session() as s:
             found = s.scalar(select(Segment.name).where(Segment.id == int(ref)))
