@@ -52,6 +52,8 @@ class _Context:
     segments: SegmentSource | None
     ctes: dict[str, tuple[str, exp.Query]] = field(default_factory=dict)  # sql text -> (name, query)
     aliases: int = 0
+    #: With ``restrict_to``: alias -> a query of the keys of that alias's table the answer can depend on.
+    restrict: dict[str, exp.Query] = field(default_factory=dict)
 
     def alias(self) -> str:
         name = f"t{self.aliases}"
@@ -72,15 +74,21 @@ def compile_definition(
     *,
     as_of: dt.datetime,
     segments: SegmentSource | None = None,
+    restrict_to: exp.Query | None = None,
 ) -> exp.Select:
     """The query selecting the members' keys of ``definition``, ascending.
 
     ``as_of`` is naive UTC. ``segments`` resolves ``in_segment``; without it such a
-    definition raises :class:`UnsupportedFeature`.
+    definition raises :class:`UnsupportedFeature`. ``restrict_to`` (a query whose first
+    column is audience keys) limits the answer to those keys and pushes the limit into
+    every scan: the audience, each path's related records and each related block's rows
+    read only what those keys reach, so the work grows with the keys, not the data.
     """
     ctx = _Context(model=model, as_of=as_of, segments=segments)
     table = model.table(definition.audience)
     alias = ctx.alias()
+    if restrict_to is not None:
+        ctx.restrict[alias] = restrict_to
     combined: exp.Expr | None = None
     for group in definition.groups:
         pred = _condition(ctx, group.where, definition.audience, alias)
@@ -99,6 +107,8 @@ def compile_definition(
         rule = table.active
         active = exp.EQ(this=_col(alias, rule.attribute), expression=_literal(rule.equals, table.column(rule.attribute).type))
         where = exp.and_(active, exp.paren(combined, copy=False), copy=False)
+    if restrict_to is not None:
+        where = exp.and_(_restricted(ctx, alias, table.key), exp.paren(where, copy=False), copy=False)
     query = (
         exp.select(key.copy())
         .from_(exp.Table(this=_ident(definition.audience), alias=exp.TableAlias(this=_ident(alias))))
@@ -171,7 +181,11 @@ def _via_path(
     if rel is None:  # pragma: no cover - validation rejects this
         raise UnsupportedFeature(f"no many-to-one relationship {path[0]!r} from {table!r}")
     sub_alias = ctx.alias()
+    if alias in ctx.restrict:  # the related records the restricted records name
+        ctx.restrict[sub_alias] = _reached(ctx, table, alias, rel.from_column, ctx.model.table(table).key)
     pred = _via_path(ctx, path[1:], rel.to_table, sub_alias, inner)
+    if sub_alias in ctx.restrict:
+        pred = exp.and_(_restricted(ctx, sub_alias, rel.to_column), pred, copy=False)
     sub = (
         exp.select(_col(sub_alias, rel.to_column))
         .from_(exp.Table(this=_ident(rel.to_table), alias=exp.TableAlias(this=_ident(sub_alias))))
@@ -211,7 +225,9 @@ def _leaf(ctx: _Context, node: d.Condition, table: str, alias: str) -> exp.Expr:
     raise UnsupportedFeature(f"unsupported condition node {type(node).__name__}")  # pragma: no cover
 
 
-def _related_source(ctx: _Context, related: str, where: d.Condition | None, table: str) -> tuple[str, exp.Select, str]:
+def _related_source(
+    ctx: _Context, related: str, where: d.Condition | None, table: str, scope_alias: str | None = None
+) -> tuple[str, exp.Select, str]:
     """(foreign key alias, SELECT fk FROM related WHERE fk IS NOT NULL AND where, scope column)."""
     rel = ctx.model.one_to_many(table, related)
     if rel is None:  # pragma: no cover - validation rejects this
@@ -219,6 +235,9 @@ def _related_source(ctx: _Context, related: str, where: d.Condition | None, tabl
     r = ctx.alias()
     fk = _col(r, rel.from_column)
     cond: exp.Expr = exp.Not(this=exp.Is(this=fk.copy(), expression=exp.Null()))
+    if scope_alias in ctx.restrict:  # only the rows of the restricted records: whole groups, so counts stay right
+        cond = exp.and_(cond, _restricted(ctx, scope_alias, rel.from_column, column_alias=r), copy=False)
+        ctx.restrict[r] = _reached(ctx, rel.from_table, r, rel.from_column, None, via=scope_alias)
     if where is not None:
         cond = exp.and_(cond, _condition(ctx, where, rel.from_table, r), copy=False)
     sub = (
@@ -246,9 +265,9 @@ def _related(ctx: _Context, node: d.RelatedCondition, table: str, alias: str) ->
     holds_on_zero = _count_holds(op, value, 0)
     if _count_holds_for_all_positive(op, value) or _count_is_zero_only(op, value):
         # "contains data" is a plain semi-join and "does not contain data" an anti-join: no grouping.
-        _, sub, scope_col = _related_source(ctx, node.related, node.where, table)
+        _, sub, scope_col = _related_source(ctx, node.related, node.where, table, alias)
         return _semi(ctx, alias, scope_col, sub, negate=holds_on_zero)
-    _, sub, scope_col = _related_source(ctx, node.related, node.where, table)
+    _, sub, scope_col = _related_source(ctx, node.related, node.where, table, alias)
     fk = sub.selects[0].this.copy()
     cmp = _count_compare(exp.Count(this=exp.Star()), op, value)
     having = exp.Not(this=exp.paren(cmp, copy=False)) if holds_on_zero else cmp
@@ -257,7 +276,7 @@ def _related(ctx: _Context, node: d.RelatedCondition, table: str, alias: str) ->
 
 
 def _aggregate(ctx: _Context, node: d.AggregateCondition, table: str, alias: str) -> exp.Expr:
-    r, sub, scope_col = _related_source(ctx, node.related, node.where, table)
+    r, sub, scope_col = _related_source(ctx, node.related, node.where, table, alias)
     rel = ctx.model.one_to_many(table, node.related)
     assert rel is not None
     column = ctx.model.table(rel.from_table).column(node.attribute)
@@ -555,6 +574,30 @@ def _choices(col: exp.Expr, op: str, value: Any) -> exp.Expr:
     if op == "contains_any":
         return any_of
     return exp.and_(non_empty, exp.Not(this=exp.paren(any_of, copy=False)), copy=False)  # not_contains_any
+
+
+# -- restriction to a set of keys (restrict_to) -----------------------------------------
+
+
+def _restricted(ctx: _Context, alias: str, column: str, *, column_alias: str | None = None) -> exp.Expr:
+    """``alias.column IN (the keys ``alias`` is restricted to)``."""
+    return exp.In(this=_col(column_alias or alias, column), query=ctx.restrict[alias].copy().subquery(copy=False))
+
+
+def _reached(ctx: _Context, table: str, alias: str, select: str, key: str | None, *, via: str | None = None) -> exp.Query:
+    """Keys reached from the restricted records of ``alias``: ``SELECT select FROM table WHERE ...``.
+
+    A path step (``key`` given): the foreign key ``select`` of ``table``'s restricted records.
+    A related block (``via`` given): the keys of ``table``'s rows whose foreign key ``select``
+    names a restricted record of ``via``.
+    """
+    t = ctx.model.table(table)
+    if via is not None:
+        cond = exp.In(this=exp.column(select, quoted=True), query=ctx.restrict[via].copy().subquery(copy=False))
+        return exp.select(exp.column(t.key, quoted=True)).from_(exp.Table(this=_ident(table))).where(cond, copy=False)
+    assert key is not None
+    cond = exp.In(this=exp.column(key, quoted=True), query=ctx.restrict[alias].copy().subquery(copy=False))
+    return exp.select(exp.column(select, quoted=True)).from_(exp.Table(this=_ident(table))).where(cond, copy=False)
 
 
 # -- helpers ------------------------------------------------------------------------------
