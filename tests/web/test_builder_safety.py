@@ -59,7 +59,7 @@ def test_saving_a_live_segment_keeps_its_audience_until_publish_which_shows_befo
     assert get(pg, server, ref_of(seg))["size"] == gold
     pg.click("#publish")
     pg.click("#dialog[open] #dialog-ok")
-    pg.wait_for_function("() => document.querySelector('#save-message').textContent.startsWith('publish')")
+    pg.wait_for_function("() => document.querySelector('#save-message').textContent.startsWith('Published')")
     assert get(pg, server, ref_of(seg))["size"] == silver
 
 

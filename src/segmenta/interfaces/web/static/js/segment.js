@@ -20,6 +20,8 @@ export function show(view) {
   $("#main").focus({ preventScroll: true });
 }
 
+const plural = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
+
 export const problemsOf = (e) => (e.problems && e.problems.length ? e.problems : [{ where: "", message: e.message }]);
 
 export async function refreshSegments() {
@@ -117,7 +119,7 @@ export function changed() {
 }
 
 export function statusLine(seg) {
-  const bits = [seg.status_reason, seg.kind, `version ${seg.version ?? 1}`, `${(seg.size ?? 0).toLocaleString()} members`].filter(Boolean);
+  const bits = [seg.status_reason, seg.kind, `version ${seg.version ?? 1}`, plural(seg.size ?? 0, "member", "members")].filter(Boolean);
   return el("span", {}, el("span", { class: `status ${seg.status}`, text: seg.status }), ` ${bits.join(" · ")}`,
     seg.stale ? el("span", { class: "status stale", text: "stale: a segment it uses changed" }) : null);
 }
@@ -220,9 +222,10 @@ export async function segmentAction(action, body) {
     S.saved = { ...S.saved, ...seg };
     $("#seg-status").replaceChildren(statusLine(S.saved));
     const r = seg.refresh;
-    $("#save-message").textContent = r && r.size !== undefined
-      ? `${action}: ${S.saved.status}, ${Number(r.size).toLocaleString()} members (+${r.entered ?? 0} / −${r.exited ?? 0})`
-      : `${action}: ${S.saved.status}`;
+    const done = { publish: "Published", refresh: "Refreshed", stop: "Stopped", activate: "Status changed" }[action] || action;
+    $("#save-message").textContent = r && r.size !== undefined && r.size !== null
+      ? `${done}: ${plural(Number(r.size), "member", "members")} (${Number(r.entered ?? 0).toLocaleString()} entered, ${Number(r.exited ?? 0).toLocaleString()} left); now ${S.saved.status}.`
+      : `${done}: now ${S.saved.status}.`;
     loadDetails();
     loadMembers(0);
   } catch (e) {
@@ -256,7 +259,7 @@ export async function loadDetails() {
   } catch { $("#versions").replaceChildren(); }
   try {
     const hist = await api("GET", `/segments/${ref}/history`);
-    const runs = Array.isArray(hist) ? hist : hist.refreshes || [];
+    const runs = (Array.isArray(hist) ? hist : hist.refreshes || []).filter((r) => r.size !== null && r.size !== undefined);
     const max = Math.max(1, ...runs.map((r) => r.size || 0));
     const bars = el("div", { class: "bars", role: "img", "aria-label": `Size over ${runs.length} refreshes` });
     for (const r of runs) {
@@ -264,8 +267,9 @@ export async function loadDetails() {
       bar.style.height = `${Math.round(100 * (r.size || 0) / max)}%`; // CSSOM, which the CSP allows
       bars.append(bar);
     }
+    const last = runs[runs.length - 1];
     $("#history").replaceChildren(runs.length ? bars : "",
-      el("p", { class: "muted", text: runs.length ? `${runs.length} refreshes; latest size ${runs[runs.length - 1].size}` : "Not refreshed yet." }));
+      el("p", { class: "muted", text: runs.length ? `${plural(runs.length, "refresh", "refreshes")}; latest size ${Number(last.size).toLocaleString()}` : "Not refreshed yet." }));
   } catch { $("#history").replaceChildren(); }
 }
 
