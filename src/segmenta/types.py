@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import pyarrow as pa
 from sqlglot import exp
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # only named in signatures: importing the contracts costs no pyarrow
 
 #: The values of a history row's ``change`` (and of :meth:`MembershipStore.delta`'s).
 ENTERED = "entered"

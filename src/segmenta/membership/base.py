@@ -20,14 +20,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.engines.base import Engine
 from segmenta.model.schema import ColumnType
 from segmenta.types import ENTERED, EXITED
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: The writes a membership takes.
 REPLACE, ADD, REMOVE = "replace", "add", "remove"
@@ -73,6 +75,8 @@ def values_query(key: str, keys: Sequence[Any]) -> exp.Select:
 
 
 def to_arrow(key: str, keys: list[Any]) -> pa.Table:
+    import pyarrow as pa
+
     return pa.table({key: keys})
 
 

@@ -35,13 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.membership.base import ADD, REMOVE, REPLACE, MembershipBase, counted, ident, key_data_type
 from segmenta.types import ENTERED, EXITED, Changes, RunRecord
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from segmenta.engines.spark import SparkEngine
 
 SEGMENTS_DIR = ".segments"

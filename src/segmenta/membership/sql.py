@@ -22,9 +22,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlglot import exp
 
 from segmenta.errors import EngineError
@@ -41,6 +40,9 @@ from segmenta.membership.base import (
     timestamp,
 )
 from segmenta.types import ENTERED, EXITED, Changes, RunRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RUNS = "segment_runs"
 RUN_COLUMNS: tuple[tuple[str, str], ...] = (
