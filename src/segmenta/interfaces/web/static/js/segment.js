@@ -259,7 +259,8 @@ export async function loadDetails() {
   } catch { $("#versions").replaceChildren(); }
   try {
     const hist = await api("GET", `/segments/${ref}/history`);
-    const runs = (Array.isArray(hist) ? hist : hist.refreshes || []).filter((r) => r.size !== null && r.size !== undefined);
+    const all = Array.isArray(hist) ? hist : hist.refreshes || [];
+    const runs = all.filter((r) => r.size !== null && r.size !== undefined);
     const max = Math.max(1, ...runs.map((r) => r.size || 0));
     const bars = el("div", { class: "bars", role: "img", "aria-label": `Size over ${runs.length} refreshes` });
     for (const r of runs) {
@@ -269,7 +270,8 @@ export async function loadDetails() {
     }
     const last = runs[runs.length - 1];
     $("#history").replaceChildren(runs.length ? bars : "",
-      el("p", { class: "muted", text: runs.length ? `${plural(runs.length, "refresh", "refreshes")}; latest size ${Number(last.size).toLocaleString()}` : "Not refreshed yet." }));
+      el("p", { class: "muted", text: runs.length ? `${plural(all.length, "refresh", "refreshes")}; latest size ${Number(last.size).toLocaleString()}`
+        : all.length ? plural(all.length, "refresh", "refreshes") : "Not refreshed yet." }));
   } catch { $("#history").replaceChildren(); }
 }
 
