@@ -48,6 +48,7 @@ def test_saving_a_live_segment_keeps_its_audience_until_publish_which_shows_befo
     pg.click("#save-draft")
     pg.wait_for_function("() => document.querySelector('#save-message').textContent.includes('live audience is unchanged')")
     assert "until you publish" in pg.inner_text("#save-message")
+    assert pg.inner_text("#pending-draft") == "unpublished draft: version 2"
     after_save = get(pg, server, ref_of(seg))
     assert after_save["status"] == "live" and after_save["size"] == gold
     # Publish asks first, with the live size now and the size after; cancelling changes nothing.
@@ -60,6 +61,7 @@ def test_saving_a_live_segment_keeps_its_audience_until_publish_which_shows_befo
     pg.click("#publish")
     pg.click("#dialog[open] #dialog-ok")
     pg.wait_for_function("() => document.querySelector('#save-message').textContent.startsWith('Published')")
+    assert pg.locator("#pending-draft").count() == 0
     assert get(pg, server, ref_of(seg))["size"] == silver
 
 

@@ -119,8 +119,11 @@ export function changed() {
 }
 
 export function statusLine(seg) {
-  const bits = [seg.status_reason, seg.kind, `version ${seg.version ?? 1}`, plural(seg.size ?? 0, "member", "members")].filter(Boolean);
+  const pending = seg.has_draft && seg.live_version;
+  const version = pending ? `live version ${seg.live_version}` : `version ${seg.version ?? 1}`;
+  const bits = [seg.status_reason, seg.kind, version, plural(seg.size ?? 0, "member", "members")].filter(Boolean);
   return el("span", {}, el("span", { class: `status ${seg.status}`, text: seg.status }), ` ${bits.join(" · ")}`,
+    pending ? el("span", { class: "status draft pending", id: "pending-draft", text: `unpublished draft: version ${seg.draft_version}` }) : null,
     seg.stale ? el("span", { class: "status stale", text: "stale: a segment it uses changed" }) : null);
 }
 
