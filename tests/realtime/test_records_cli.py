@@ -1,0 +1,116 @@
+"""``segmenta records upsert|delete`` (contract 5.2) through the CLI, on the lifecycle tests' small workspace.
+
+After each change every live dynamic segment's stored members equal a fresh evaluation of
+its definition, and the segments that read nothing the change touched were not refreshed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.lifecycle.conftest import Lifecycle, write_csv
+
+UK = {"audience": "contact", "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK"}}]}
+CLICKERS = {
+    "audience": "contact",
+    "groups": [{"where": {"related": "interactions", "where": {"attribute": "type", "op": "eq", "value": "email_click"}}}],
+}
+EXAMPLE_MAIL = {"audience": "contact", "groups": [{"where": {"attribute": "email", "op": "ends_with", "value": "example.com"}}]}
+UK_CLICKERS = {
+    "audience": "contact",
+    "groups": [{"where": {"in_segment": "clickers"}}, {"link": "and_also", "where": {"in_segment": "uk"}}],
+}
+SEGMENTS = {"uk": UK, "clickers": CLICKERS, "mail": EXAMPLE_MAIL, "uk-clickers": UK_CLICKERS}
+
+
+def publish_all(life: Lifecycle) -> None:
+    for name, data in SEGMENTS.items():
+        life.run("segment", "create", life.definition(name, data), "--name", name)
+        life.run("segment", "publish", name)
+
+
+def evaluated(life: Lifecycle, name: str) -> list[int]:
+    out = life.tmp / f"{name}-fresh.csv"
+    life.run("segment", "evaluate", life.definition(f"{name}-again", SEGMENTS[name]), "--out", str(out))
+    with out.open(newline="") as fh:
+        return [int(r[0]) for r in list(csv.reader(fh))[1:]]
+
+
+def runs(life: Lifecycle, name: str) -> int:
+    return len(life.json("segment", "history", name))
+
+
+def assert_all_fresh(life: Lifecycle) -> None:
+    for name in SEGMENTS:
+        assert life.members(name) == evaluated(life, name), name
+
+
+def ndjson(path: Path, rows: list[dict[str, Any]]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_an_update_refreshes_exactly_the_segments_reading_the_changed_column(life: Lifecycle) -> None:
+    publish_all(life)
+    before = {n: runs(life, n) for n in SEGMENTS}
+    f = ndjson(life.tmp / "c.ndjson", [{"contactid": 2, "country": "UK"}, {"contactid": 1, "country": None}])
+    out = life.json("records", "upsert", "contact", f)
+    assert (out["inserted"], out["updated"], out["deleted"], out["skipped"]) == (0, 2, 0, 0)
+    assert set(out["refreshed"]) == {"uk", "uk-clickers"}  # uk reads country; uk-clickers reads uk
+    assert_all_fresh(life)
+    assert life.members("uk") == [2, 3, 5]  # 2 moved in (still active: statecode kept), 1 moved out
+    assert runs(life, "clickers") == before["clickers"] and runs(life, "mail") == before["mail"]
+    assert runs(life, "uk") == before["uk"] + 1
+    assert 2 in life.members("mail")  # the update kept the email the row did not give
+
+
+def test_an_insert_into_a_related_table_moves_its_contact_and_a_delete_moves_it_back(life: Lifecycle) -> None:
+    publish_all(life)
+    before = {n: runs(life, n) for n in SEGMENTS}
+    f = write_csv(life.tmp / "i.csv", ["interactionid", "contactid", "type", "_change_id"], [(10, 5, "email_click", "c-10")])
+    assert "1 inserted" in life.run("records", "upsert", "interaction", str(f)).stdout
+    assert 5 in life.members("clickers") and 5 in life.members("uk-clickers")
+    assert_all_fresh(life)
+    assert runs(life, "uk") == before["uk"] and runs(life, "mail") == before["mail"]
+    again = life.json("records", "upsert", "interaction", str(f))  # the same change id: skipped
+    assert (again["inserted"], again["updated"], again["skipped"], again["refreshed"]) == (0, 0, 1, [])
+    gone = ndjson(life.tmp / "d.ndjson", [{"interactionid": 10}, {"interactionid": 999}])
+    out = life.json("records", "delete", "interaction", gone)
+    assert (out["deleted"], out["unknown"]) == (1, 1)
+    assert 5 not in life.members("clickers")
+    assert_all_fresh(life)
+
+
+def test_a_bad_row_rejects_the_whole_file_naming_row_and_column_and_changes_nothing(life: Lifecycle) -> None:
+    publish_all(life)
+    before = {n: runs(life, n) for n in SEGMENTS}
+    f = life.tmp / "bad.json"
+    f.write_text(json.dumps([{"contactid": 7, "country": "UK", "statecode": 0}, {"contactid": 8, "statecode": "zero"}]))
+    result = life.run("records", "upsert", "contact", str(f), code=2)
+    assert "row 2" in result.stderr and "statecode" in result.stderr and "whole number" in result.stderr
+    assert life.members("uk") == evaluated(life, "uk") and 7 not in life.members("uk")
+    assert {n: runs(life, n) for n in SEGMENTS} == before
+    unknown = life.tmp / "unknown.ndjson"
+    unknown.write_text('{"contactid": 7, "contry": "UK"}\n')
+    result = life.run("records", "upsert", "contact", str(unknown), code=2)
+    assert "contry" in result.stderr and "country" in result.stderr
+
+
+def test_upsert_reads_ndjson_from_stdin_and_inserts_new_keys(life: Lifecycle) -> None:
+    publish_all(life)
+    base = ["--workspace", str(life.ws)]
+    from segmenta.interfaces.cli import app
+
+    result = life.runner.invoke(
+        app,
+        [*base, "records", "upsert", "contact", "-"],
+        input='{"contactid": 7, "email": "new@example.com", "country": "UK", "statecode": 0, "_change_id": "n7"}\n',
+        env={"SEGMENTA_NOW": "2026-10-01T12:00:00"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "1 inserted" in result.stdout
+    assert 7 in life.members("uk") and 7 in life.members("mail")
+    assert_all_fresh(life)
