@@ -98,12 +98,6 @@ def test_a_static_list_takes_keys(ws: Path, tmp_path: Path) -> None:
     assert members(ws, "picked", tmp_path) == [1]
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="services/csvimport.py parses the file with DuckDB's read_csv inside the data engine; on PostgreSQL it "
-    "must parse locally (as on Spark) and stage the addresses with PostgresEngine.stage",
-)
 def test_import_csv_into_a_list(ws: Path, tmp_path: Path) -> None:
     run(ws, "segment", "create", "--list", "--audience", "contact", "--name", "emails")
     (tmp_path / "list.csv").write_text("email\n ANN@northwind.example \nnobody@example.com\n")

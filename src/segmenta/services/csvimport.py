@@ -115,14 +115,14 @@ def import_csv(
     header = _header(path, shown, delim)
     source = _file_email_column(header, shown, column)
     engine = segs.ws.engine
-    on_spark = engine.dialect == "spark"
-    local = _local_engine() if on_spark else engine  # parses and counts the file; the data engine matches
-    spark_matches = None
+    remote = engine.dialect != "duckdb"  # the file is parsed by a local DuckDB, and its addresses shipped
+    local = _local_engine() if remote else engine  # parses and counts the file; the data engine matches
+    matcher: Any = None
     step(STEPS[0])
     try:
         local.execute([_load(path, header, header.index(source), delim)])
     except EngineError as exc:
-        if on_spark:
+        if remote:
             local.close()
         raise DataError([Problem(shown, _csv_error(exc).replace(str(path), shown))]) from None
     try:
@@ -133,25 +133,23 @@ def import_csv(
                 [Problem(shown, f"has {counts['read']:,} rows; at most {limit:,} (segments.import_max_rows in segmenta.yaml)")]
             )
         step(STEPS[1])
-        if on_spark:
-            from segmenta.services.csvimport_spark import SparkMatches
-
-            spark_matches = SparkMatches(segs, local)
-            key_q = spark_matches.match(match_query(segs, seg.audience, target, spark_matches.wanted()))
+        if remote:
+            matcher = _remote_matcher(segs, local)
+            key_q = matcher.match(match_query(segs, seg.audience, target, matcher.wanted()))
         else:
             engine.execute([_matches(segs, seg.audience, target)])
             key_q = exp.select(exp.column(table.key, quoted=True)).distinct().from_(_table(MATCHES))
         counts = local.run(_counts(with_found=True)).to_pylist()[0]
-        multi = local.run(_multi(grouped=not on_spark)).to_pylist()[0]
+        multi = local.run(_multi(grouped=not remote)).to_pylist()[0]
         step(STEPS[2])
         result = segs.change_members(seg, key_q, "import")
         step(STEPS[3])
         if not_found is not None:
             _write_not_found(local, Path(not_found), header, delim)
     finally:
-        if on_spark:
-            if spark_matches is not None:
-                spark_matches.close()
+        if remote:
+            if matcher is not None:
+                matcher.close()
             local.close()
         else:
             engine.execute(
@@ -170,6 +168,69 @@ def import_csv(
         multi_matched=int(multi["rows"] or 0),
         max_matches=int(multi["most"] or 0),
     )
+
+
+def _remote_matcher(segs: Segments, local: Engine) -> Any:
+    """How a data engine other than DuckDB receives the file's addresses: Parquet files (Spark) or a staged table."""
+    if segs.ws.engine.dialect == "spark":
+        from segmenta.services.csvimport_spark import SparkMatches
+
+        return SparkMatches(segs, local)
+    return StagedMatches(segs, local)
+
+
+class StagedMatches:
+    """One import's matching on an engine that stages Arrow data as a table (PostgreSQL's ``stage``).
+
+    The file's distinct addresses go to the engine as one staged table; the matching runs there
+    (the same compiled query, so the same trimming, case folding and active rule); each matched
+    address comes back with how many records it matched, as ``__segmenta_matches(addr, n)`` in the
+    local DuckDB, for the counts and the not-found file. The matched keys never leave the engine.
+    """
+
+    ADDRESSES = "segmenta_import_addresses"
+
+    def __init__(self, segs: Segments, local: Engine) -> None:
+        self.engine: Any = segs.ws.engine
+        self.local: Any = local
+        self.staged = False
+
+    def wanted(self) -> exp.Select:
+        addresses = (
+            exp.select(exp.column("__addr")).distinct().from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
+        )
+        table = self.engine.stage(self.ADDRESSES, self.local.run(addresses))
+        self.staged = True
+        return exp.select(exp.column("__addr")).from_(table)
+
+    def match(self, query: exp.Select) -> exp.Select:
+        key = query.selects[0].alias_or_name
+        per_addr = (
+            exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n"))
+            .from_(query.copy().subquery("m"))
+            .group_by(exp.column("addr"))
+        )
+        arrived = self.engine.run(per_addr)
+        self.local.con.register("__segmenta_arrived", arrived)
+        try:
+            self.local.execute(
+                [
+                    exp.Create(
+                        this=_table(MATCHES),
+                        kind="TABLE",
+                        replace=True,
+                        expression=exp.select(exp.column("addr"), exp.column("n")).from_(_table("__segmenta_arrived")),
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                    )
+                ]
+            )
+        finally:
+            self.local.con.unregister("__segmenta_arrived")
+        return exp.select(exp.column(key, quoted=True)).distinct().from_(query.subquery("m"))
+
+    def close(self) -> None:
+        if self.staged:
+            self.engine.drop_staged(self.ADDRESSES)
 
 
 def _local_engine() -> Engine:
