@@ -1,0 +1,81 @@
+"""Record changes and restricted evaluation on every engine (DuckDB, then PostgreSQL).
+
+The same library calls the CLI makes: ``records.apply_changes`` (one transaction, MERGE /
+DELETE rendered for the engine's dialect, change ids kept in the engine) and
+``records.evaluate_for_keys`` (``restrict_to`` pushed into every scan).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from sqlglot import exp
+
+import segmenta
+from segmenta.errors import DataError
+from segmenta.services import records
+from tests.engines.helpers import WorkspaceFactory
+from tests.test_conformance import library_ws  # noqa: F401 - the conformance set loaded on the engine under test
+
+pytest_plugins = ["tests.engines.fixtures"]
+
+
+def test_restricted_evaluation_equals_the_full_answer_within_the_keys_on_every_engine(
+    library_ws: segmenta.Workspace,  # noqa: F811
+    conformance_dir: Path,
+    conformance_expected: dict,
+) -> None:
+    ws = library_ws
+    as_of = dt.datetime.fromisoformat(conformance_expected["as_of"])
+    for name, want in conformance_expected["members"].items():
+        definition = ws.definition(conformance_dir / "segments" / f"{name}.json")
+        audience = ws.model.table(definition.audience)
+        every = ws.engine.column(exp.select(exp.column(audience.key, quoted=True)).from_(exp.to_table(definition.audience)))
+        for keys in (every[::2], every[1::3] + [10**9], want[:1], []):
+            got = records.evaluate_for_keys(ws, definition, keys, as_of=as_of)
+            assert got == sorted(set(want) & set(keys)), (name, keys)
+
+
+def order_rows(ws: segmenta.Workspace) -> dict[int, tuple]:
+    q = exp.select("orderid", "contactid", "amount", "channel").from_(exp.Table(this=exp.to_identifier("order", quoted=True)))
+    return {d["orderid"]: (d["contactid"], d["amount"], d["channel"]) for d in ws.engine.run(q).to_pylist()}
+
+
+def test_upsert_and_delete_apply_in_one_transaction_on_every_engine(
+    make_ws: WorkspaceFactory, conformance_dir: Path, tmp_path: Path
+) -> None:
+    ws = make_ws(model=conformance_dir / "model.yaml")
+    ws.load("order", conformance_dir / "data" / "order.csv")
+    before = order_rows(ws)
+    some = min(before)
+    f = tmp_path / "o.ndjson"
+    f.write_text(
+        json.dumps({"orderid": some, "amount": "12.5", "_change_id": "a"})
+        + "\n"
+        + json.dumps({"orderid": 900001, "contactid": 1, "amount": 3, "channel": "web", "_change_id": "b"})
+        + "\n"
+    )
+    result, changed = records.apply_changes(ws, "order", f, delete=False)
+    assert (result.inserted, result.updated, result.skipped) == (1, 1, 0)
+    assert changed is None  # an insert changes every column
+    after = order_rows(ws)
+    assert after[some][0] == before[some][0] and after[some][2] == before[some][2]  # columns not given are kept
+    assert float(after[some][1]) == 12.5
+    assert after[900001] == (1, after[900001][1], "web") and float(after[900001][1]) == 3
+    again, _ = records.apply_changes(ws, "order", f, delete=False)
+    assert (again.inserted, again.updated, again.skipped) == (0, 0, 2)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"orderid": 900002, "amount": 1}, {"orderid": 900003, "amount": "lots"}]))
+    with pytest.raises(DataError, match="row 2") as caught:
+        records.apply_changes(ws, "order", bad, delete=False)
+    assert "amount" in str(caught.value)
+    assert 900002 not in order_rows(ws)
+    gone = tmp_path / "gone.csv"
+    gone.write_text(f"orderid\n900001\n{some}\n123456789\n")
+    deleted, _ = records.apply_changes(ws, "order", gone, delete=True)
+    assert (deleted.deleted, deleted.unknown) == (2, 1)
+    left = order_rows(ws)
+    assert some not in left and 900001 not in left and len(left) == len(before) - 1
