@@ -519,7 +519,7 @@ def change_keys(segs: Segments, name: str, raw_keys: list[str], action: str) -> 
     Every key is checked first (a bad one rejects the whole call, nothing changed). Beyond
     ``KEY_BATCH`` keys, they are staged as one Arrow column in a scratch table (no SQL literal
     per key: a 100,000-key VALUES tree costs hundreds of MB and tens of seconds) and the list
-    changes once from it, as an import does. Spark takes them as the lifecycle does.
+    changes once from it, as an import does. Other engines (Spark, PostgreSQL) take them as the lifecycle does.
     """
     seg = segs._detached(name)
     segs._require_list(seg, action)
@@ -534,7 +534,7 @@ def change_keys(segs: Segments, name: str, raw_keys: list[str], action: str) -> 
             ]
         )
     engine = segs.ws.engine
-    if engine.dialect == "spark" or len(keys) <= KEY_BATCH:
+    if engine.dialect != "duckdb" or len(keys) <= KEY_BATCH:
         return segs.add(seg.name, raw_keys) if action == "add" else segs.remove(seg.name, raw_keys)
     column = table.column(table.key)
     arrow_type = pa.int64() if column.type.value == "integer" else pa.string()
