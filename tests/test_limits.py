@@ -379,7 +379,6 @@ class SparkCancelHung(Exception):
 
 
 @pytest.mark.spark
-@pytest.mark.xfail(raises=SparkCancelHung, strict=False, reason="a cancelled toArrow() may wait on its result socket")
 def test_spark_query_over_the_timeout_is_cancelled_and_the_session_stays_usable(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -409,7 +408,8 @@ def test_spark_query_over_the_timeout_is_cancelled_and_the_session_stays_usable(
     (error,) = outcome
     assert isinstance(error, Timeout), error
     assert "limit of 3 s (setting limits.statement_timeout_s)" in str(error)
-    assert engine.run("SELECT 42 AS x").to_pylist() == [{"x": 42}]
+    # The session still answers (with room to do so on a loaded machine: Spark is slow to start a job).
+    assert engine.run("SELECT 42 AS x", timeout_s=300).to_pylist() == [{"x": 42}]
 
 
 def test_workspace_reads_definition_limits_from_its_settings(tmp_path: Path, conformance_dir: Path) -> None:
