@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.lifecycle.conftest import CONTACTS, Lifecycle
-from tests.lifecycle.test_segments import FR, UK
+from tests.lifecycle.test_segments import CLICKED, FR, UK
 
 UK_ACTIVE = {
     "name": "UK contacts",
@@ -139,22 +139,28 @@ def test_the_transition_table_is_the_one_rule_and_refusals_are_conflicts() -> No
     assert all(isinstance(to, Status) for table in TRANSITIONS.values() for to in table.values())
 
 
-def test_a_publish_compiles_its_definition_once(life: Lifecycle, monkeypatch: object) -> None:
+def test_a_publish_parses_and_compiles_its_definition_once(life: Lifecycle, monkeypatch: object) -> None:
     import segmenta.compiler.compile as compile_module
+    import segmenta.services.lifecycle_base as base_module
+    import segmenta.services.segment_status as status_module
     from segmenta.services.segments import Segments
 
     calls: list[str] = []
-    real = compile_module.compile_definition
 
-    def counting(defn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(defn.audience)
-        return real(defn, *args, **kwargs)
+    def counting(what: str, real):  # type: ignore[no-untyped-def]
+        def spy(defn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(what)
+            return real(defn, *args, **kwargs)
 
-    monkeypatch.setattr(compile_module, "compile_definition", counting)  # type: ignore[attr-defined]
-    life.run("segment", "create", life.definition("uk", UK))
+        return spy
+
+    life.run("segment", "create", life.definition("clicked", CLICKED), "--name", "Clicked")  # its cadence reads it too
+    for module in (base_module, status_module):
+        monkeypatch.setattr(module, "parse_definition", counting("parse", module.parse_definition))  # type: ignore[attr-defined]
+    monkeypatch.setattr(compile_module, "compile_definition", counting("compile", compile_module.compile_definition))  # type: ignore[attr-defined]
     with Segments.open(life.ws, store_url=life.store) as segs:
-        assert segs.publish("UK contacts").size == 3
-    assert calls == ["contact"]
+        assert segs.publish("Clicked").size == 2
+    assert calls == ["parse", "compile"]
 
 
 def test_an_edit_while_a_first_publish_is_under_way_waits_as_a_draft(life: Lifecycle) -> None:

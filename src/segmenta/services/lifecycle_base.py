@@ -97,6 +97,10 @@ class SegmentsBase(SegmentViews):
             raise NotFound([Problem(seg.name, f"has no version {version} (versions 1..{seg.current_version})")])
         return row.definition
 
+    def _parse_stored(self, raw: Any) -> Any:
+        """A stored version validated against the current model (Segments reuses what a publish under way parsed)."""
+        return parse_definition(raw, self.ws.model)
+
     def membership(self, seg: Segment) -> MembershipStore:
         table = self.ws.model.table(seg.audience)
         return membership_for(self.ws.engine, seg.id, table.key, table.column(table.key).type)
@@ -137,7 +141,7 @@ class SegmentsBase(SegmentViews):
             assert seg is not None
             version = seg.current_version
             raw = self._definition(s, seg, version)
-        defn = parse_definition(raw, self.ws.model)
+        defn = self._parse_stored(raw)
         query = self._compile(defn)  # type: ignore[attr-defined]
         at = clock.now()
         with RunOwner(self.ws.path) as owner:

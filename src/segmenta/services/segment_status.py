@@ -38,8 +38,8 @@ DEPENDENCY_TRIGGER = "dependency"
 class SegmentCommands(SegmentsBase):
     """Status changes (the lifecycle's commands); :class:`segmenta.services.segments.Segments` adds the rest."""
 
-    #: (definition as JSON, compiled query) of the publish under way: its evaluation reuses the query.
-    _prepared: tuple[str, exp.Select] | None = None
+    #: (stored definition, parsed, compiled query) of the publish under way: its evaluation reuses them.
+    _prepared: tuple[Any, Definition, exp.Select] | None = None
     #: What the last publish did to the segments reading the published one: results, and (name, error) failures.
     last_dependents: tuple[list[RefreshResult], list[tuple[str, str]]] = ([], [])
 
@@ -76,7 +76,7 @@ class SegmentCommands(SegmentsBase):
             seg.current_version, seg.draft_version = version, None
             seg.published_at = seg.last_used_at = clock.now()
             self._audit(s, seg, "publish", f"version {version}")
-        self._prepared = (defn.model_dump_json(), query)
+        self._prepared = (raw, defn, query)
         try:
             result = self._evaluate(seg_id, trigger="publish")
         finally:
@@ -214,13 +214,20 @@ class SegmentCommands(SegmentsBase):
             q = q.where(Usage.user_kind == kind)
         return sorted(set(s.scalars(q)))
 
+    def _parse_stored(self, raw: Any) -> Definition:
+        """A stored version, validated (the one a publish under way parsed, when it is that version)."""
+        prepared = self._prepared
+        if prepared is not None and prepared[0] == raw:
+            return prepared[1]
+        return parse_definition(raw, self.ws.model)
+
     def _compile(self, defn: Definition) -> exp.Select:
         """The definition's query (the one a publish under way compiled, when it is that definition)."""
         from segmenta.compiler.compile import compile_definition
 
         prepared = self._prepared
-        if prepared is not None and prepared[0] == defn.model_dump_json():
-            return prepared[1]
+        if prepared is not None and prepared[1] is defn:
+            return prepared[2]
         return compile_definition(defn, self.ws.model, as_of=clock.now(), segments=self.source)
 
     def _cadence(self, s: Session, seg: Segment) -> dt.timedelta:
@@ -229,7 +236,5 @@ class SegmentCommands(SegmentsBase):
 
         cfg = self.config.for_segment(seg.settings)
         raw = self._definition(s, seg, seg.live_version or seg.current_version)
-        interactions = raw is not None and reads_interactions(
-            parse_definition(raw, self.ws.model), self.ws.model, cfg.interaction_tables
-        )
+        interactions = raw is not None and reads_interactions(self._parse_stored(raw), self.ws.model, cfg.interaction_tables)
         return cfg.cadence(in_use=bool(self._active_users(s, seg, kind="journey")), reads_interactions=interactions)
