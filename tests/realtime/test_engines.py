@@ -58,14 +58,17 @@ def test_upsert_and_delete_apply_in_one_transaction_on_every_engine(
         + json.dumps({"orderid": 900001, "contactid": 1, "amount": 3, "channel": "web", "_change_id": "b"})
         + "\n"
     )
-    result, changed = records.apply_changes(ws, "order", f, delete=False)
+    applied = records.apply_changes(ws, "order", f, delete=False)
+    result = applied.result
     assert (result.inserted, result.updated, result.skipped) == (1, 1, 0)
-    assert changed is None  # an insert changes every column
+    assert applied.changed is None  # an insert changes every column
+    assert applied.versions is not None
+    assert sorted(applied.versions.column("orderid").to_pylist()) == sorted([some, some, 900001])  # old and new versions
     after = order_rows(ws)
     assert after[some][0] == before[some][0] and after[some][2] == before[some][2]  # columns not given are kept
     assert float(after[some][1]) == 12.5
     assert after[900001] == (1, after[900001][1], "web") and float(after[900001][1]) == 3
-    again, _ = records.apply_changes(ws, "order", f, delete=False)
+    again = records.apply_changes(ws, "order", f, delete=False).result
     assert (again.inserted, again.updated, again.skipped) == (0, 0, 2)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"orderid": 900002, "amount": 1}, {"orderid": 900003, "amount": "lots"}]))
@@ -75,7 +78,7 @@ def test_upsert_and_delete_apply_in_one_transaction_on_every_engine(
     assert 900002 not in order_rows(ws)
     gone = tmp_path / "gone.csv"
     gone.write_text(f"orderid\n900001\n{some}\n123456789\n")
-    deleted, _ = records.apply_changes(ws, "order", gone, delete=True)
+    deleted = records.apply_changes(ws, "order", gone, delete=True).result
     assert (deleted.deleted, deleted.unknown) == (2, 1)
     left = order_rows(ws)
     assert some not in left and 900001 not in left and len(left) == len(before) - 1

@@ -114,3 +114,16 @@ def test_upsert_reads_ndjson_from_stdin_and_inserts_new_keys(life: Lifecycle) ->
     assert "1 inserted" in result.stdout
     assert 7 in life.members("uk") and 7 in life.members("mail")
     assert_all_fresh(life)
+
+
+def test_a_change_no_audience_record_reaches_refreshes_nothing_and_readers_follow_only_changed_members(life: Lifecycle) -> None:
+    publish_all(life)
+    before = {n: runs(life, n) for n in SEGMENTS}
+    nobody = ndjson(life.tmp / "n.ndjson", [{"interactionid": 20, "contactid": 999, "type": "email_click"}])
+    assert life.json("records", "upsert", "interaction", nobody)["refreshed"] == []  # no contact 999
+    assert {n: runs(life, n) for n in SEGMENTS} == before
+    again = ndjson(life.tmp / "a.ndjson", [{"interactionid": 21, "contactid": 1, "type": "email_click"}])
+    out = life.json("records", "upsert", "interaction", again)
+    assert out["refreshed"] == ["clickers"]  # contact 1 clicked already: clickers unchanged, so uk-clickers is not refreshed
+    assert runs(life, "uk-clickers") == before["uk-clickers"]
+    assert_all_fresh(life)

@@ -8,8 +8,10 @@ columns a row gives, insert new keys) or a ``DELETE``, and the rows' ``_change_i
 a table of seen ids in the engine's own schema, so a re-sent change is skipped.
 
 Membership, for now: after the change, the live dynamic segments whose reads
-(:mod:`segmenta.compiler.reads`) include a changed column, and the live segments that
-read those through ``in_segment``, are REFRESHED IN FULL through the lifecycle service.
+(:mod:`segmenta.compiler.reads`) include a changed column and which some audience record
+reaches through a changed row (:mod:`segmenta.compiler.affected`), and the live segments
+that read a refreshed segment whose members changed through ``in_segment``, are
+REFRESHED IN FULL through the lifecycle service.
 That is the temporary membership path until the membership store has a partial-write
 API; it is not incremental. :func:`evaluate_for_keys` (restricted evaluation) and
 :mod:`segmenta.compiler.affected` are the pieces the incremental path will use.
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from segmenta import clock
+from segmenta.compiler.affected import KEY, affected_keys, foreign_keys
 from segmenta.compiler.compile import compile_definition
 from segmenta.compiler.reads import segment_reads
 from segmenta.errors import DataError, NotFound, Problem, RejectedInput
@@ -257,8 +260,17 @@ def _existing(ws: Workspace, name: str, key: str, staged: exp.Table) -> int:
     return int(ws.engine.column(q)[0])
 
 
-def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool) -> tuple[RecordsResult, set[str] | None]:
-    """Check and apply one change file in one transaction; (result, changed columns or None for every column)."""
+@dataclass
+class Applied:
+    """One applied change file: its counts, the columns it set (None: every column) and the changed rows' versions."""
+
+    result: RecordsResult
+    changed: set[str] | None
+    versions: pa.Table | None  # key and foreign keys of the changed rows, before and after (compiler.affected's input)
+
+
+def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool) -> Applied:
+    """Check and apply one change file in one transaction."""
     if name not in ws.model.tables:
         raise NotFound([Problem(name, f"unknown table{hint(name, ws.model.tables)}; tables: {', '.join(ws.model.tables)}")])
     refused = ws.engine.read_only_reason(name)
@@ -276,10 +288,18 @@ def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool)
         staged_data = staged_data.append_column(f"{_HAS}{c}", has)
     staged_data = staged_data.append_column(CHANGE_ID, pa.array(changes.change_ids, pa.string())).filter(mask)
     if staged_data.num_rows == 0:
-        return result, set()
+        return Applied(result, set(), None)
     staged_name = f"__segmenta_records_{name}"
     staged = ws.engine.stage(staged_name, staged_data)
+    link_columns = [table.key, *foreign_keys(ws.model, name)]
+
+    def versions_now() -> pa.Table:
+        keys = exp.select(_col(table.key)).from_(staged.copy()).subquery()
+        q = exp.select(*[_col(c) for c in link_columns]).from_(exp.Table(this=_ident(name)))
+        return ws.engine.run(q.where(exp.In(this=_col(table.key), query=keys)))
+
     try:
+        old = versions_now()
         existing = _existing(ws, name, table.key, staged)
         target = exp.Table(this=_ident(name))
         statements: list[exp.Expr] = []
@@ -302,9 +322,10 @@ def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool)
         )
         statements.append(exp.insert(ids, _seen_table(ws), columns=["change_id", "table_name", "applied_at"]))
         ws.engine.execute(statements)
+        new = versions_now()
     finally:
         ws.engine.drop_staged(staged_name)
-    return result, changed
+    return Applied(result, changed, pa.concat_tables([old, new.cast(old.schema)]))
 
 
 def _merge(name: str, table: Table, staged: exp.Table, non_key: list[str], data: pa.Table) -> exp.Merge:
@@ -355,10 +376,10 @@ def delete(segs: Segments, table: str, source: str | Path) -> RecordsResult:
 
 
 def _change(segs: Segments, table: str, source: str | Path, *, delete: bool) -> RecordsResult:
-    result, changed = apply_changes(segs.ws, table, source, delete=delete)
-    if changed is None or changed:
-        result.refreshed = refresh_touched(segs, table, changed)
-    return result
+    applied = apply_changes(segs.ws, table, source, delete=delete)
+    if applied.versions is not None and (applied.changed is None or applied.changed):
+        applied.result.refreshed = refresh_touched(segs, table, applied.changed, applied.versions)
+    return applied.result
 
 
 def live_dynamic(segs: Segments) -> dict[str, Definition]:
@@ -380,30 +401,53 @@ def live_dynamic(segs: Segments) -> dict[str, Definition]:
     return out
 
 
-def refresh_touched(segs: Segments, table: str, changed: set[str] | None) -> list[str]:
-    """Refresh (in full) the live dynamic segments whose reads include a changed column of ``table``, then their readers.
+def refresh_touched(segs: Segments, table: str, changed: set[str] | None, versions: pa.Table) -> list[str]:
+    """Refresh (in full) the live dynamic segments a change of ``table`` can affect; returns their names in order.
 
-    ``changed`` None means every column (records inserted or deleted). Readers through
-    ``in_segment`` are refreshed after what they read, each segment once.
+    A segment is refreshed when its reads include a changed column (``changed`` None: every
+    column, records inserted or deleted) and some audience record reaches a changed row
+    (:func:`segmenta.compiler.affected.affected_keys` over the rows' old and new
+    versions), or when a segment it reads through ``in_segment`` was refreshed and its
+    members changed. Segments are taken in dependency order, each once.
     """
+    model = segs.ws.model
     live = live_dynamic(segs)
-    reads = {n: segment_reads(d, segs.ws.model) for n, d in live.items()}
-    columns = set(segs.ws.model.table(table).columns) if changed is None else changed
-    touched = {n for n, r in reads.items() if r.touches(table, columns)}
-    grew = True
-    while grew:  # readers of touched segments, transitively
-        more = {n for n, r in reads.items() if n not in touched and not r.segments.isdisjoint(touched)}
-        touched |= more
-        grew = bool(more)
+    reads = {n: segment_reads(d, model) for n, d in live.items()}
+    columns = set(model.table(table).columns) if changed is None else changed
+    candidates = {n for n, r in reads.items() if r.touches(table, columns)}
+    direct: set[str] = set()
+    if candidates:
+        name = "__segmenta_changed_versions"
+        staged = segs.ws.engine.stage(name, versions)
+        try:
+            rows = exp.select(*[_col(c) for c in versions.column_names]).from_(staged)
+            for n in sorted(candidates):
+                q = affected_keys(model, reads[n], table, rows, columns=changed)
+                if q is None:
+                    continue
+                first = exp.select(_col(KEY)).from_(q.subquery("a"))
+                audience = live[n].audience
+                if audience != table:  # a key no audience record has is no member before or after
+                    key = model.table(audience).key
+                    first = first.where(
+                        exp.In(this=_col(KEY), query=exp.select(_col(key)).from_(exp.Table(this=_ident(audience))).subquery())
+                    )
+                if segs.ws.engine.column(first.limit(1)):
+                    direct.add(n)
+        finally:
+            segs.ws.engine.drop_staged(name)
+    moved: set[str] = set()  # refreshed with members entering or exiting
     done: list[str] = []
-    pending = set(touched)
+    pending = set(live)
     while pending:
         ready = sorted(n for n in pending if reads[n].segments.isdisjoint(pending - {n}))
-        batch = ready or sorted(pending)  # a cycle cannot be published; refresh the rest in name order
-        for n in batch:
-            segs.refresh(n, trigger=TRIGGER)
-            done.append(n)
+        for n in ready or sorted(pending):  # a cycle cannot be published; the rest in name order
             pending.discard(n)
+            if n in direct or not reads[n].segments.isdisjoint(moved):
+                outcome = segs.refresh(n, trigger=TRIGGER)
+                done.append(n)
+                if outcome.entered or outcome.exited:
+                    moved.add(n)
     return done
 
 
