@@ -127,3 +127,15 @@ def test_a_change_no_audience_record_reaches_refreshes_nothing_and_readers_follo
     assert out["refreshed"] == ["clickers"]  # contact 1 clicked already: clickers unchanged, so uk-clickers is not refreshed
     assert runs(life, "uk-clickers") == before["uk-clickers"]
     assert_all_fresh(life)
+
+
+def test_an_empty_change_changes_nothing(life: Lifecycle) -> None:
+    publish_all(life)
+    before = {n: runs(life, n) for n in SEGMENTS}
+    empty = life.tmp / "empty.json"
+    empty.write_text("[]")
+    out = life.json("records", "upsert", "contact", str(empty))
+    assert (out["inserted"], out["updated"], out["refreshed"]) == (0, 0, [])
+    header_only = write_csv(life.tmp / "none.csv", ["contactid"], [])
+    assert life.json("records", "delete", "contact", str(header_only))["deleted"] == 0
+    assert {n: runs(life, n) for n in SEGMENTS} == before

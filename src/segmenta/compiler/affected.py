@@ -102,8 +102,8 @@ def _walk(
         if step.direction == "up":  # prev.fk -> this.key: the prev records naming these keys
             src = _source(model, prev_table, changed_table, versions)
             fk = _c(rel.from_column)
-            where = exp.In(this=fk, query=current.subquery(copy=False))
-            current = exp.select(exp.alias_(_c(model.table(prev_table).key), KEY, quoted=True)).from_(src).where(where)
+            naming = exp.In(this=fk, query=current.subquery(copy=False))
+            current = exp.select(exp.alias_(_c(model.table(prev_table).key), KEY, quoted=True)).from_(src).where(naming)
         else:  # this.fk -> prev.key: the prev records these rows name
             src = _source(model, this_table, changed_table, versions)
             fk = _c(rel.from_column)

@@ -127,7 +127,7 @@ def read_changes(source: str | Path, name: str, table: Table, *, delete: bool = 
 
 
 def _ndjson(text: str, label: str) -> list[tuple[int, str, Any]]:
-    out = []
+    out: list[tuple[int, str, Any]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -140,6 +140,9 @@ def _ndjson(text: str, label: str) -> list[tuple[int, str, Any]]:
 
 
 def _from_objects(items: list[tuple[int, str, Any]], label: str, name: str, table: Table, *, delete: bool) -> _Changes:
+    if not items:  # an empty array or stream: nothing to change
+        empty = arrow_schema(table).empty_table()
+        return _Changes(empty, [pa.array([], pa.bool_()) for c in table.columns if c != table.key], [])
     problems: list[Problem] = []
     header: list[str] = []
     for _, where, obj in items:
