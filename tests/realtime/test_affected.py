@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from segmenta import Workspace
-from segmenta.compiler.affected import affected_keys, foreign_keys
+from segmenta.compiler.affected import affected_by_segment, affected_keys, foreign_keys
 from segmenta.compiler.reads import Scope, segment_reads
 from segmenta.engines.duckdb import DuckDBEngine
 from segmenta.model.schema import Model
@@ -241,3 +241,28 @@ def test_an_account_two_hops_away_affects_the_leads_of_its_contacts(conformance_
         f" WHERE c.parentaccountid = {account} ORDER BY 1"
     )
     assert want and sorted(ws.engine.column(query)) == want
+
+
+def test_a_membership_change_of_a_segment_affects_the_records_that_read_it_for_those_keys_only(
+    conformance_ws: Workspace,
+) -> None:
+    ws = conformance_ws
+    model = ws.model
+    definition = parse_definition(
+        {
+            "audience": "lead",
+            "groups": [{"where": {"any": [{"in_segment": "vip"}, {"path": ["contact"], "in_segment": "gold"}]}}],
+        },
+        model,
+    )
+    reads = segment_reads(definition, model)
+    contact = ws.engine.column("SELECT parentcontactid FROM lead WHERE parentcontactid IS NOT NULL ORDER BY 1 LIMIT 1")[0]
+    gold_changed = exp.select(exp.alias_(exp.Literal.number(contact), "contactid", quoted=True))
+    query = affected_by_segment(model, reads, "gold", gold_changed)
+    assert query is not None
+    want = ws.engine.column(f"SELECT leadid FROM lead WHERE parentcontactid = {contact} ORDER BY 1")
+    assert want and sorted(ws.engine.column(query)) == want
+    vip_changed = exp.select(exp.alias_(exp.Literal.number(3), "leadid", quoted=True))
+    query = affected_by_segment(model, reads, "vip", vip_changed)
+    assert query is not None and ws.engine.column(query) == [3]  # read on the lead itself
+    assert affected_by_segment(model, reads, "other", vip_changed) is None
