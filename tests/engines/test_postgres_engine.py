@@ -402,6 +402,38 @@ def test_a_query_over_the_statement_timeout_is_cancelled_and_the_pool_stays_usab
     assert engine.run('SELECT count(*) AS n FROM "contact"').to_pylist() == [{"n": 8}]
 
 
+def test_a_timed_out_statement_never_cancels_the_next_one_on_its_pooled_connection(pg_url: str, tmp_path: Path) -> None:
+    """The time limit's Cancel re-fires until the caller closes it, after the connection is back in
+    the pool: with one connection, the next statement gets that very connection and must run."""
+    import psycopg
+
+    from segmenta.engines.base import Cancel
+
+    ws = segmenta.Workspace.init(
+        tmp_path / "ws",
+        model=CONFORMANCE / "model.yaml",
+        engine="postgres",
+        settings={"postgres": {"url": pg_url, "pool_size": 1}},
+    )
+    try:
+        engine = ws.engine
+        cancel = Cancel()
+        timer = threading.Timer(0.3, cancel.fire)
+        timer.start()
+        try:
+            start = time.perf_counter()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                engine._execute_cancellable("SELECT pg_sleep(20)", cancel)  # type: ignore[attr-defined]
+            assert time.perf_counter() - start < 10
+            # The Cancel is still firing (run() closes it only after this returns): the connection is not its target any more.
+            assert engine.run("SELECT 1 AS n FROM pg_sleep(0.8)").to_pylist() == [{"n": 1}]
+        finally:
+            cancel.close()
+            timer.join()
+    finally:
+        drop(ws)
+
+
 def test_stream_hands_out_bounded_batches_of_the_whole_result(pg_ws: segmenta.Workspace) -> None:
     import sqlglot
 

@@ -312,14 +312,14 @@ class PostgresEngine(Engine):
             if not self._prepared:
                 with self._prepare_lock:
                     if not self._prepared:
-                        self._prepare(conn)
+                        self._prepare_schemas(conn)
                         self._prepared = True
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _prepare(self, conn: Any) -> None:
+    def _prepare_schemas(self, conn: Any) -> None:
         """segmenta's schemas, and a view per table mapped by ``postgres.tables``; one workspace at a time."""
         statements: list[exp.Expr] = [
             exp.Create(this=exp.Table(this=_ident(s)), kind="SCHEMA", exists=True) for s in (self.schema, self.meta_schema)
@@ -381,14 +381,18 @@ class PostgresEngine(Engine):
         """``result(cursor)`` after running ``sql`` on a pooled connection, cancellable at the time limit.
 
         At the limit the server cancels exactly this statement on its connection, which then
-        serves the next query (an autocommit connection holds no transaction to undo).
+        serves the next query (an autocommit connection holds no transaction to undo). The stop is
+        disarmed before the connection goes back to the pool: the :class:`Cancel` re-fires until
+        its caller closes it, and by then the pool may have handed this connection to the next
+        request, whose statement it would cancel.
         """
         import psycopg
 
         for attempt in (1, 2):
             with self.connection() as conn, conn.cursor() as cur:
+                stop = _Stop(conn)
                 if cancel is not None:
-                    cancel.on_cancel(conn.cancel_safe)
+                    cancel.on_cancel(stop)
                 try:
                     cur.execute(sql)
                 except psycopg.OperationalError:
@@ -397,7 +401,10 @@ class PostgresEngine(Engine):
                     if attempt == 1 and conn.broken and not (cancel is not None and cancel.fired):
                         continue
                     raise
-                return result(cur)
+                else:
+                    return result(cur)
+                finally:
+                    stop.disarm()
         raise AssertionError("unreachable")
 
     def stream(self, query: exp.Expr, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
@@ -607,3 +614,20 @@ def _array_literals(column: pa.ChunkedArray) -> pa.Array:
     lists = pa.ListArray.from_arrays(array.offsets, quoted, mask=array.is_null())
     joined = pc.binary_join(lists, ",")
     return pc.if_else(pc.is_null(lists), pa.scalar(None, pa.string()), pc.binary_join_element_wise("{", joined, "}", ""))
+
+
+class _Stop:
+    """Cancels the statement on ``conn`` until :meth:`disarm`; then never again (the connection may serve another)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn: Any = conn
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:  # disarm() waits for a cancel under way, so none lands after it
+            if self._conn is not None:
+                self._conn.cancel_safe()
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._conn = None
