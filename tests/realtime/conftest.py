@@ -1,18 +1,6 @@
-"""Fixtures of the real-time tests: the lifecycle tests' small workspace (SQLite store), driven through the CLI."""
+"""Fixtures of the real-time tests: the lifecycle tests' small workspace, driven through the CLI, with the
+store on SQLite and on PostgreSQL (the real server; skipped on a laptop without it, failing in CI)."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import pytest
-from typer.testing import CliRunner
-
-from tests.lifecycle.conftest import Lifecycle, template_ws  # noqa: F401 - template_ws is a fixture used below
-
-
-@pytest.fixture()
-def life(template_ws: Path, tmp_path: Path) -> Lifecycle:  # noqa: F811
-    ws = tmp_path / "ws"
-    shutil.copytree(template_ws, ws)
-    return Lifecycle(ws=ws, store=None, tmp=tmp_path, runner=CliRunner())
+from tests.lifecycle.conftest import life, pg_schema_url, store_kind, template_ws  # noqa: F401 - fixtures

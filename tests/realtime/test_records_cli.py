@@ -101,7 +101,7 @@ def test_a_bad_row_rejects_the_whole_file_naming_row_and_column_and_changes_noth
 
 def test_upsert_reads_ndjson_from_stdin_and_inserts_new_keys(life: Lifecycle) -> None:
     publish_all(life)
-    base = ["--workspace", str(life.ws)]
+    base = ["--workspace", str(life.ws)] + (["--store", life.store] if life.store else [])
     from segmenta.interfaces.cli import app
 
     result = life.runner.invoke(
