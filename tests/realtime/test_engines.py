@@ -82,3 +82,16 @@ def test_upsert_and_delete_apply_in_one_transaction_on_every_engine(
     assert (deleted.deleted, deleted.unknown) == (2, 1)
     left = order_rows(ws)
     assert some not in left and 900001 not in left and len(left) == len(before) - 1
+
+
+def test_a_change_id_repeated_within_one_file_is_applied_once(
+    make_ws: WorkspaceFactory, conformance_dir: Path, tmp_path: Path
+) -> None:
+    ws = make_ws(model=conformance_dir / "model.yaml")
+    ws.load("order", conformance_dir / "data" / "order.csv")
+    f = tmp_path / "twice.csv"
+    f.write_text("orderid,contactid,amount,_change_id\n900010,1,5,x\n900011,1,6,x\n900012,1,7,\n")
+    result = records.apply_changes(ws, "order", f, delete=False).result
+    assert (result.inserted, result.skipped) == (2, 1)
+    rows = order_rows(ws)
+    assert 900010 in rows and 900011 not in rows and 900012 in rows
