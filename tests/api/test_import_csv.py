@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import pytest
 from fastapi import HTTPException, UploadFile
 
 from segmenta.interfaces.api.routers.members import _save_upload
+from segmenta.services.csvimport import import_csv
 from tests.api.conftest import Api
+from tests.engines.helpers import drop, workspace_on
+
+pytest_plugins = ["tests.engines.fixtures"]
 
 
 def _upload(api: Api, who: str, body: bytes, filename: str = "list.csv", **data: str) -> object:
@@ -84,3 +89,72 @@ def test_the_route_stops_copying_an_upload_past_the_cap(tmp_path: Path) -> None:
     assert target.stat().st_size <= 4096
     _save_upload(UploadFile(io.BytesIO(b"email\n" * 100)), target, 4096)
     assert target.read_bytes() == b"email\n" * 100
+
+
+PG_MODEL = {
+    "tables": {
+        "contact": {
+            "key": "contactid",
+            "columns": {"contactid": {"type": "integer"}, "email": {"type": "text"}},
+        }
+    }
+}
+
+
+def test_two_imports_at_once_on_postgresql_each_get_their_own_files_members(
+    pg_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The service runs PostgreSQL requests side by side: two imports must not share where they stage addresses."""
+    import yaml
+
+    import segmenta
+    from segmenta.interfaces.api.runtime import Service
+
+    path = tmp_path / "ws"
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(PG_MODEL))
+    ws = workspace_on("postgres", request, path, model=tmp_path / "model.yaml")
+    try:
+        (tmp_path / "contact.csv").write_text("contactid,email\n" + "".join(f"{i},c{i}@example.com\n" for i in range(1, 9)))
+        ws.load("contact", tmp_path / "contact.csv")
+    finally:
+        ws.close()
+    files = {"A": [1, 2, 3], "B": [6, 7]}
+    for name, keys in files.items():
+        (tmp_path / f"{name}.csv").write_text("email\n" + "".join(f"c{k}@example.com\n" for k in keys))
+    service = Service(path)
+    try:
+        with service.segments() as segs:
+            for name in files:
+                segs.create_list(audience="contact", name=name)
+        both_matched = threading.Barrier(2, timeout=30)  # each has staged its addresses before either stores
+        failures: list[BaseException] = []
+        counts: dict[str, int] = {}
+
+        def run(name: str) -> None:
+            def step(s: str) -> None:
+                if s == "storing":
+                    both_matched.wait()
+
+            try:
+                with service.segments() as segs:
+                    counts[name] = import_csv(segs, name, tmp_path / f"{name}.csv", progress=step).found
+            except BaseException as exc:
+                failures.append(exc)
+                both_matched.abort()
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in files]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures, failures
+        assert counts == {"A": 3, "B": 2}
+        with service.segments() as segs:
+            assert {name: segs.members(name)[1] for name in files} == files
+            left = segs.ws.engine.run(
+                "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'segmenta_import_addresses%'"
+            )
+            assert left.num_rows == 0  # each import dropped what it staged
+    finally:
+        service.close()
+        drop(segmenta.Workspace.open(path))

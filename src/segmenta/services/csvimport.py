@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -186,6 +187,10 @@ class StagedMatches:
     (the same compiled query, so the same trimming, case folding and active rule); each matched
     address comes back with how many records it matched, as ``__segmenta_matches(addr, n)`` in the
     local DuckDB, for the counts and the not-found file. The matched keys never leave the engine.
+
+    Each import stages under a name of its own (a uuid suffix): the engine may run imports side
+    by side (PostgreSQL's pooled connections), and one fixed table would let a second import
+    replace or drop the first one's addresses while the first still matches against them.
     """
 
     ADDRESSES = "segmenta_import_addresses"
@@ -193,13 +198,14 @@ class StagedMatches:
     def __init__(self, segs: Segments, local: Engine) -> None:
         self.engine: Any = segs.ws.engine
         self.local: Any = local
+        self.name = f"{self.ADDRESSES}_{uuid.uuid4().hex}"
         self.staged = False
 
     def wanted(self) -> exp.Select:
         addresses = (
             exp.select(exp.column("__addr")).distinct().from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
         )
-        table = self.engine.stage(self.ADDRESSES, self.local.run(addresses))
+        table = self.engine.stage(self.name, self.local.run(addresses))
         self.staged = True
         return exp.select(exp.column("__addr")).from_(table)
 
@@ -230,7 +236,7 @@ class StagedMatches:
 
     def close(self) -> None:
         if self.staged:
-            self.engine.drop_staged(self.ADDRESSES)
+            self.engine.drop_staged(self.name)
 
 
 def _local_engine() -> Engine:
