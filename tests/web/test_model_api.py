@@ -45,10 +45,20 @@ def test_a_prefix_is_a_value_not_sql(shared_api: Api) -> None:  # noqa: F811
 
 
 def test_pii_columns_are_never_suggested(shared_api: Api) -> None:  # noqa: F811
-    for who in ("admin", "marketer", "restricted"):
+    for who in ("admin", "marketer"):
         r = shared_api.call(who, "GET", "/api/tables/contact/columns/email/values")
         assert r.status_code == 403, (who, r.text)
         assert "PII" in r.text and "@" not in r.text
+
+
+def test_a_restricted_user_cannot_tell_a_pii_column_from_an_unknown_one(shared_api: Api) -> None:  # noqa: F811
+    pii = shared_api.call("restricted", "GET", "/api/tables/contact/columns/email/values")
+    unknown = shared_api.call("restricted", "GET", "/api/tables/contact/columns/emial/values")
+    assert pii.status_code == unknown.status_code == 404, (pii.text, unknown.text)
+    assert "PII" not in pii.text and "@" not in pii.text
+    assert pii.json()["error"]["problems"][0]["message"].startswith("table 'contact' has no column 'email'")
+    # and no hint names the PII column to them
+    assert "email" not in unknown.json()["error"]["problems"][0]["message"].replace("'emial'", "")
 
 
 def test_bad_requests_say_what_is_wrong(shared_api: Api) -> None:  # noqa: F811

@@ -16,9 +16,10 @@ from sqlglot import exp
 from segmenta.errors import DataError, NotFound, PermissionDenied, Problem, RejectedInput
 from segmenta.interfaces.api.auth import LoadTable, Read
 from segmenta.interfaces.api.errors import RESPONSES
+from segmenta.interfaces.api.pii import key_is_pii
 from segmenta.interfaces.api.views import choose_columns, mask_rows, model_json, split_columns
 from segmenta.model.operators import vocabulary
-from segmenta.model.schema import ColumnType, hint
+from segmenta.model.schema import ColumnType, Table, hint
 
 router = APIRouter(prefix="/api", tags=["model"], responses=RESPONSES)
 
@@ -126,16 +127,16 @@ def column_values(
 ) -> dict[str, Any]:
     """The most frequent distinct values of a text column, those beginning with ``prefix`` (any case).
 
-    For the builder's value suggestions. PII columns are refused (403), for every user: their values
-    are never suggested. Identifiers come only from the model; the prefix is a literal in a sqlglot tree.
+    For the builder's value suggestions. PII columns are never suggested: refused (403) to users who
+    may see them, and unknown (404, like a misspelt name) to PII-restricted users, who never learn
+    which names are PII columns. Identifiers come only from the model; the prefix is a literal in a sqlglot tree.
     """
     _table(ctx, table)
-    full = ctx.service.model.table(table).columns
-    if column in full and full[column].pii:
-        raise PermissionDenied(f"{table}.{column} holds PII: its values are never suggested")
-    cols = ctx.model.table(table).columns
+    cols = ctx.model.table(table).columns  # a restricted user's has no PII column: one is as unknown as a typo (404)
     if column not in cols:
         raise NotFound([Problem(f"{table}.{column}", f"table {table!r} has no column {column!r}{hint(column, cols)}")])
+    if cols[column].pii:
+        raise PermissionDenied(f"{table}.{column} holds PII: its values are never suggested")
     if cols[column].type is not ColumnType.TEXT:
         raise RejectedInput(
             [Problem(f"{table}.{column}", f"values are suggested for text columns; {column!r} is {cols[column].type.value}")]
@@ -167,7 +168,8 @@ def column_values(
 
 class Field(BaseModel):
     """One thing to look up per record: an attribute along a many-to-one ``path``, a ``measure``,
-    or the latest (``max``) ``attribute`` of the ``related`` one-to-many records."""
+    or the ``attribute`` of the latest ``related`` one-to-many record (by :func:`latest_column`;
+    the greatest value, labelled "max", when that table has no date or datetime column)."""
 
     model_config = ConfigDict(extra="forbid")
     path: list[str] = []
@@ -193,6 +195,10 @@ def lookup(ctx: Read, table: str, body: Lookup) -> dict[str, Any]:
     records (last interaction). The builder shows them beside the member sample. PII values are masked.
     """
     _table(ctx, table)
+    if ctx.restricted and key_is_pii(ctx.service.model, table):
+        # The answer would confirm which guessed keys are records: refused before any data is read.
+        key = ctx.service.model.table(table).key
+        raise PermissionDenied(f"a lookup takes {table} keys, and {table}.{key} is PII, which your account may not use")
     model = ctx.model
     key = model.table(table).key
     ktype = model.table(table).columns[key].type
@@ -201,15 +207,75 @@ def lookup(ctx: Read, table: str, body: Lookup) -> dict[str, Any]:
             raise RejectedInput([Problem(f"/keys/{i}", f"{table}.{key} is {ktype.value}; {k!r} is not one")])
         if isinstance(k, int) and not -(2**63) <= k < 2**63:
             raise RejectedInput([Problem(f"/keys/{i}", f"{k} is outside the 64-bit whole numbers a key can hold")])
+    keys = list(dict.fromkeys(body.keys))  # one row per record, in the order first asked
     labels: list[str] = []
-    values: dict[Any, list[Any]] = {k: [] for k in body.keys}
+    values: dict[Any, list[Any]] = {k: [] for k in keys}
     for i, f in enumerate(body.fields):
-        label, rows = _lookup_one(ctx, table, key, body.keys, f, f"/fields/{i}")
+        label, rows = _lookup_one(ctx, table, key, keys, f, f"/fields/{i}")
         labels.append(label)
-        for k in body.keys:
+        for k in keys:
             v = rows.get(k)
             values[k].append(float(v) if isinstance(v, Decimal) else v)
     return {"table": table, "key": key, "columns": labels, "rows": [{"key": k, "values": v} for k, v in values.items()]}
+
+
+#: Names that say "when the record happened" (the first one present wins over column order).
+_WHEN_NAMES = ("ts", "createdon", "modifiedon")
+
+
+def latest_column(table: Table) -> str | None:
+    """The column that orders ``table``'s records in time: one named ts/createdon/modifiedon, else the
+    first datetime column, else the first date column; never a PII one (its order would reveal it)."""
+    timed = {c: col for c, col in table.columns.items() if col.type in (ColumnType.DATETIME, ColumnType.DATE) and not col.pii}
+    for name in _WHEN_NAMES:
+        if name in timed:
+            return name
+    for kind in (ColumnType.DATETIME, ColumnType.DATE):
+        for name, col in timed.items():
+            if col.type is kind:
+                return name
+    return None
+
+
+def latest_related_query(related: str, link: str, attribute: str, when: str | None, keys: list[Any]) -> exp.Select:
+    """Per ``link`` value among ``keys``: ``attribute`` of the related row with the greatest ``when``
+    (rows without one last; ties by the greater value), or the greatest ``attribute`` without ``when``.
+
+    ``ROW_NUMBER() OVER (PARTITION BY link ORDER BY when DESC NULLS LAST, attribute DESC NULLS LAST)``
+    in a subquery, rendered per dialect by sqlglot (DuckDB, PostgreSQL, Spark all have it).
+    """
+    src = exp.Table(this=_ident(related))
+    inside = _keys_in(exp.column(link, quoted=True), keys)
+    if when is None:
+        return (
+            exp.select(
+                exp.alias_(exp.column(link, quoted=True), "k", quoted=True),
+                exp.alias_(exp.Max(this=exp.column(attribute, quoted=True)), "v", quoted=True),
+            )
+            .from_(src)
+            .where(inside)
+            .group_by(exp.column(link, quoted=True))
+        )
+    order = exp.Order(
+        expressions=[
+            exp.Ordered(this=exp.column(c, quoted=True), desc=True, nulls_first=False) for c in dict.fromkeys((when, attribute))
+        ]
+    )
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[exp.column(link, quoted=True)], order=order)
+    ranked = (
+        exp.select(
+            exp.alias_(exp.column(link, quoted=True), "k", quoted=True),
+            exp.alias_(exp.column(attribute, quoted=True), "v", quoted=True),
+            exp.alias_(rank, "rn", quoted=True),
+        )
+        .from_(src)
+        .where(inside)
+    )
+    return (
+        exp.select(exp.column("k", quoted=True), exp.column("v", quoted=True))
+        .from_(ranked.subquery("latest"))
+        .where(exp.EQ(this=exp.column("rn", quoted=True), expression=exp.Literal.number(1)))
+    )
 
 
 def _keys_in(col: exp.Expr, keys: list[Any]) -> exp.Expr:
@@ -269,18 +335,11 @@ def _lookup_one(ctx: Any, table: str, key: str, keys: list[Any], f: Field, at: s
             raise RejectedInput([Problem(at, f"table {rel.from_table!r} has no column {f.attribute!r}{hint(f.attribute, cols)}")])
         if cols[f.attribute].pii:
             raise RejectedInput([Problem(at, f"{rel.from_table}.{f.attribute} holds PII and is not looked up")])
-        q = (
-            exp.select(
-                exp.alias_(exp.column(rel.from_column, quoted=True), "k", quoted=True),
-                exp.alias_(exp.Max(this=exp.column(f.attribute, quoted=True)), "v", quoted=True),
-            )
-            .from_(exp.Table(this=_ident(rel.from_table)))
-            .where(_keys_in(exp.column(rel.from_column, quoted=True), keys))
-            .group_by(exp.column(rel.from_column, quoted=True))
-        )
+        when = latest_column(model.table(rel.from_table))
+        q = latest_related_query(rel.from_table, rel.from_column, f.attribute, when, keys)
         found = {r["k"]: r["v"] for r in ctx.ws.engine.run(q).to_pylist()}
         target = model.table(rel.from_table).label or rel.from_table
-        return f"last {target} {cols[f.attribute].label or f.attribute}", found
+        return f"{'last' if when else 'max'} {target} {cols[f.attribute].label or f.attribute}", found
     # An attribute along a many-to-one path: one LEFT JOIN per step, identifiers from the model only.
     q = exp.select(exp.alias_(exp.column(key, table="t0", quoted=True), "k", quoted=True)).from_(
         exp.Table(this=_ident(table), alias=exp.TableAlias(this=exp.to_identifier("t0")))
