@@ -444,3 +444,16 @@ def test_yaml_reads_the_same_with_or_without_star_and_ampersand_characters() -> 
     deep_block = "".join(" " * i + f"k{i}:\n" for i in range(250)) + " " * 250 + "x: 1\n"
     with pytest.raises(DefinitionError):
         load_definition_text(deep_block)
+
+
+def test_each_engine_keeps_its_own_default_timeout_unless_the_setting_is_given(tmp_path: Path) -> None:
+    from segmenta.engines.base import configure_limits
+    from segmenta.engines.duckdb import DuckDBEngine
+    from segmenta.engines.spark import SparkEngine
+
+    spark = SparkEngine(tmp_path)  # no session is started until a query runs
+    duck = DuckDBEngine()
+    assert configure_limits(spark, {}).statement_timeout_s == 900  # Spark runs big segments for minutes
+    assert configure_limits(duck, {"limits": {"max_depth": 10}}).statement_timeout_s == 30
+    assert configure_limits(spark, {"limits": {"statement_timeout_s": 5}}).statement_timeout_s == 5
+    duck.close()

@@ -66,6 +66,10 @@ class Engine(ABC):
 
     def _guarded(self, sql: str, timeout_s: float | None, execute: Callable[[str, Cancel], Any]) -> Any:
         limit = self.statement_timeout_s if timeout_s is None else timeout_s
+        try:
+            self._prepare()  # e.g. starting a Spark session: not the statement's time
+        except Exception as exc:
+            raise EngineError(f"{type(self).__name__} could not start: {exc}", sql=sql) from exc
         start = time.perf_counter()
         cancel = Cancel()
         timer = threading.Timer(limit, cancel.fire) if limit else None
@@ -132,6 +136,10 @@ class Engine(ABC):
         """Hook for :meth:`column`: by default the first column of :meth:`_execute_cancellable`'s Arrow result."""
         values: list[Any] = self._execute_cancellable(sql, cancel).column(0).to_pylist()
         return values
+
+    def _prepare(self) -> None:
+        """Hook: get ready to run a statement (connect, start a session) before its time limit starts."""
+        return None
 
     def _interrupt(self) -> None:
         """Hook: stop the statement running on this engine now (called from a timer thread); default: cannot."""
@@ -277,5 +285,8 @@ def configure_limits(engine: Engine, config: Mapping[str, Any]) -> Engine:
     """Apply ``limits.statement_timeout_s`` of ``segmenta.yaml`` (``config``) to ``engine``; returns it."""
     from segmenta.model.validate import statement_timeout_from_config
 
-    engine.statement_timeout_s = statement_timeout_from_config(config.get("limits"))
-    return engine
+    limits = config.get("limits")
+    value = statement_timeout_from_config(limits)  # validates the setting whether set or not
+    if isinstance(limits, Mapping) and limits.get("statement_timeout_s") is not None:
+        engine.statement_timeout_s = value
+    return engine  # else the engine's own default (30 s; Spark, slower to start a job, longer)

@@ -218,6 +218,8 @@ class SparkEngine(Engine):
     """Runs compiled segments on Spark over the workspace's Parquet tables or catalog tables."""
 
     dialect = "spark"
+    #: Spark takes seconds to start any job and runs big segments for minutes (docs/scaling.md).
+    statement_timeout_s: float | None = 900.0
 
     def __init__(self, workspace: str | Path, settings: SparkSettings | None = None) -> None:
         self.settings = settings or SparkSettings()
@@ -237,6 +239,9 @@ class SparkEngine(Engine):
     def _execute(self, sql: str) -> pa.Table:
         result: pa.Table = self.frame(sql).toArrow()
         return result
+
+    def _prepare(self) -> None:
+        self.spark  # noqa: B018 - start the session (once) before the statement's time limit runs
 
     def _execute_cancellable(self, sql: str, cancel: Cancel) -> pa.Table:
         # Each query's operations carry a tag of their own; at the time limit the timer interrupts
