@@ -172,3 +172,30 @@ def test_a_million_member_export_streams_in_bounded_memory(million: tuple[Path, 
     assert last.endswith(f"{ROWS - 1},city {(ROWS - 1) % 977}\n".encode())
     # the whole export as Python rows would take several hundred MiB; a batch at a time, a few dozen at most
     assert grown_mib < 150, f"the export grew the server's peak memory by {grown_mib:.0f} MiB"
+
+
+def test_a_list_whose_records_were_deleted_exports_and_pages_every_member(api: Api, conformance_dir: Path) -> None:
+    """A static list keeps keys whose records have gone: those rows have empty cells, and no batch ends the export."""
+    missing = list(range(100, 12_100))  # more than one export batch of members without any record
+    keys = [*range(1, 9), *missing, 20_000]
+    added = api.call("marketer", "POST", "/api/segments/List/members/add", json={"keys": keys})
+    assert added.status_code == 200 and added.json()["size"] == len(keys), added.text
+    lines = (conformance_dir / "data" / "contact.csv").read_text().splitlines()
+    kept = [line for line in lines[1:] if line.split(",")[0] not in ("2", "3")]
+    late = "20000,Zoe,Late,zoe@late.example,,Gold,UK,1980-01-01,2026-10-01T00:00:00,false,,1.0,1,0,Zoe Late"
+    reload = api.service.ws.path / "contact-again.csv"
+    reload.write_text("\n".join([lines[0], *kept, late]) + "\n")
+    api.service.ws.load("contact", reload)  # records 2 and 3 deleted; the list still has them
+
+    export = api.call("viewer", "GET", "/api/segments/List/members.csv", params={"columns": "firstname,tier"})
+    assert export.status_code == 200
+    rows = export.text.splitlines()
+    assert rows[0] == "contactid,firstname,tier"
+    assert [int(r.split(",")[0]) for r in rows[1:]] == keys  # every member, in key order
+    assert rows[1:5] == ["1,Ann,Gold", "2,,", "3,,", rows[4]] and rows[4].startswith("4,")
+    assert rows[9] == "100,," and rows[-1] == "20000,Zoe,Gold"
+
+    page = api.call("viewer", "GET", "/api/segments/List/members", params={"limit": 3, "offset": 1, "columns": "firstname"})
+    got = page.json()
+    assert got["keys"] == [2, 3, 4] and got["total"] == len(keys)
+    assert [r["contactid"] for r in got["rows"]] == [2, 3, 4] and got["rows"][0]["firstname"] is None

@@ -74,18 +74,26 @@ class Listing:
         return q.limit(limit) if limit is not None else q
 
     def fetch(self, engine: Engine, keys_q: exp.Select) -> tuple[list[Any], list[dict[str, Any]] | None]:
-        """(raw keys, rows masked as they may be shown or None for keys only) of the members ``keys_q`` selects."""
-        if self.columns is None:
-            return engine.run(keys_q).column(0).to_pylist(), None
+        """(raw keys, rows masked as they may be shown or None for keys only) of the members ``keys_q`` selects.
+
+        The keys come from the membership, so a page or an export batch is never short: a member
+        whose record has gone from the audience table since (a static list keeps its keys) is a
+        row with its key and empty cells, and the export's cursor moves on from the membership.
+        """
+        keys = engine.run(keys_q).column(0).to_pylist()
+        if self.columns is None or not keys:
+            return keys, None if self.columns is None else []
         alias = "a"
-        rows_q = (
-            exp.select(*[exp.column(c, table=alias, quoted=True) for c in self.columns])
-            .from_(exp.Table(this=_ident(self.audience), alias=exp.TableAlias(this=exp.to_identifier(alias))))
-            .where(exp.In(this=exp.column(self.key, table=alias, quoted=True), query=keys_q.subquery()))
-            .order_by(exp.column(self.key, table=alias, quoted=True))
+        rows_q = exp.select(*[exp.column(c, table=alias, quoted=True) for c in self.columns]).from_(
+            exp.Table(this=_ident(self.audience), alias=exp.TableAlias(this=exp.to_identifier(alias)))
         )
-        rows = engine.run(rows_q).to_pylist()
-        keys = [r[self.key] for r in rows]
+        assert self.members is not None
+        key = exp.column(self.key, quoted=True)
+        low, high = key_literal(keys[0]), key_literal(keys[-1])  # keys ascend: the membership between is the batch
+        batch = exp.select(key).from_(self.members.copy()).where(exp.Between(this=key.copy(), low=low, high=high))
+        rows_q = rows_q.where(exp.In(this=exp.column(self.key, table=alias, quoted=True), query=batch.subquery()))
+        by_key = {r[self.key]: r for r in engine.run(rows_q).to_pylist()}
+        rows = [by_key.get(k) or {**dict.fromkeys(self.columns), self.key: k} for k in keys]
         for row in rows:
             for c in self.masked:
                 if row.get(c) is not None:
