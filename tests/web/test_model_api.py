@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from segmenta.interfaces.api.routers import model as model_router
 from segmenta.model.operators import OPERATORS, vocabulary
-from tests.api.conftest import Api, shared_api, template  # noqa: F401  (fixtures)
+from tests.api.conftest import Api, api, shared_api, template  # noqa: F401  (fixtures)
 
 
 def test_model_serves_the_vocabulary_defined_in_python(shared_api: Api) -> None:  # noqa: F811
@@ -18,6 +23,30 @@ def test_model_serves_the_vocabulary_defined_in_python(shared_api: Api) -> None:
     assert voc["link_labels"]["but_not"] == "BUT NOT"
     # Each table says how many rows it holds, so a new related block starts from the busiest one.
     assert model["tables"]["interaction"]["rows"] > 0
+
+
+def test_row_counts_are_reused_until_a_load_or_for_a_few_minutes(
+    api: Api,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The builder loads the model on every visit: the many-side tables are not counted every time."""
+    first = api.call("viewer", "GET", "/api/model").json()["tables"]["interaction"]["rows"]
+    assert first > 2
+    two = tmp_path / "interaction.csv"
+    two.write_text("interactionid,contactid,type,emailid,ts\n1,1,open,7,2026-07-29T12:00:00\n2,2,open,7,2026-07-29T12:00:00\n")
+    api.service.ws.load("interaction", two)  # behind the service's back (as `segmenta load` in another process)
+    assert api.call("viewer", "GET", "/api/model").json()["tables"]["interaction"]["rows"] == first  # reused
+    monkeypatch.setattr(model_router, "ROW_COUNT_TTL_S", 0.0)  # ... until it is old
+    assert api.call("viewer", "GET", "/api/model").json()["tables"]["interaction"]["rows"] == 2
+    monkeypatch.setattr(model_router, "ROW_COUNT_TTL_S", 300.0)
+    three = tmp_path / "upload.csv"
+    three.write_text(two.read_text() + "3,3,open,7,2026-07-29T12:00:00\n")
+    assert api.call("viewer", "GET", "/api/model").json()["tables"]["interaction"]["rows"] == 2
+    with three.open("rb") as fh:
+        loaded = api.call("admin", "POST", "/api/tables/interaction/load", files={"file": ("interaction.csv", fh, "text/csv")})
+    assert loaded.status_code == 200, loaded.text
+    assert api.call("viewer", "GET", "/api/model").json()["tables"]["interaction"]["rows"] == 3  # a load counts afresh
 
 
 def test_text_values_most_frequent_first_with_a_prefix(shared_api: Api) -> None:  # noqa: F811

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,18 +34,61 @@ def get_model(ctx: Read) -> dict[str, Any]:
 
     ``vocabulary`` (operators per type, their labels and value shapes, count operators, window units,
     aggregate functions, links) is :func:`segmenta.model.operators.vocabulary`: the builder keeps no copy.
-    Each table at the many end of a relationship carries ``rows`` (how many it holds now), so a new
-    related block can start from the busiest relationship; the others are not counted.
+    Each table at the many end of a relationship carries ``rows`` (how many it held when last
+    counted: at most :data:`ROW_COUNT_TTL_S` ago, or since a load through the API), so a new related
+    block can start from the busiest relationship; the others are not counted.
     """
     out = model_json(ctx.model)
     out["vocabulary"] = vocabulary()
     many = {r.from_table for r in ctx.model.relationships}
+    counts = _row_counts(ctx, sorted(many & set(out["tables"])))
     for name, table in out["tables"].items():
         for mname, spec in table["measures"].items():
             spec["label"] = ctx.model.measures[mname].label or mname
         if name in many:
-            table["rows"] = _row_count(ctx, name)
+            table["rows"] = counts[name]
     return out
+
+
+#: How long the builder's row counts are reused (seconds): the model loads on every builder visit,
+#: and counting every many-side table each time is a full scan of the biggest tables.
+ROW_COUNT_TTL_S = 300.0
+
+
+@dataclass
+class _Counts:
+    """One service's (one workspace's) cached row counts; ``generation`` moves on at every load."""
+
+    when: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+    generation: int = 0
+
+
+_COUNTS: weakref.WeakKeyDictionary[Any, _Counts] = weakref.WeakKeyDictionary()
+_COUNTS_LOCK = threading.Lock()
+
+
+def _row_counts(ctx: Any, tables: list[str]) -> dict[str, int]:
+    now = time.monotonic()
+    with _COUNTS_LOCK:
+        entry = _COUNTS.setdefault(ctx.service, _Counts())
+        if now - entry.when >= ROW_COUNT_TTL_S:
+            entry.when, entry.rows = now, {}
+        known, generation, when = dict(entry.rows), entry.generation, entry.when
+    missing = {t: _row_count(ctx, t) for t in tables if t not in known}
+    if missing:
+        with _COUNTS_LOCK:
+            # Not when a load came in meanwhile (its counts may be from before it), nor into a newer entry.
+            if entry.generation == generation and entry.when == when:
+                entry.rows.update(missing)
+    return {**known, **missing}
+
+
+def forget_row_counts(service: Any) -> None:
+    """A table's rows changed through this service: count afresh on the next model request."""
+    with _COUNTS_LOCK:
+        entry = _COUNTS.setdefault(service, _Counts())
+        entry.when, entry.rows, entry.generation = 0.0, {}, entry.generation + 1
 
 
 def _row_count(ctx: Any, table: str) -> int:
@@ -109,6 +156,8 @@ def load_table(ctx: LoadTable, table: str, file: UploadFile) -> dict[str, Any]:
             rows = ctx.ws.load(table, path)
         except DataError as exc:
             raise DataError([_problem(ctx, table, p, str(path), file.filename or "file") for p in exc.problems]) from None
+        finally:
+            forget_row_counts(ctx.service)
     ctx.audit_detail = f"{rows} rows"
     return {"table": table, "rows": rows}
 
