@@ -4,6 +4,7 @@ import { api, whenUnauthorized } from "./api.js";
 import { isDirty, newCondition, renderGroups, setHooks } from "./builder.js";
 import { confirmDialog, dialog } from "./dialog.js";
 import { $, el } from "./dom.js";
+import { dropAllDrafts } from "./draft.js";
 import { showList, renderList } from "./list.js";
 import { M } from "./model.js";
 import { go, onRoute, route } from "./router.js";
@@ -78,8 +79,10 @@ function wire() {
     } catch (e) { $("#login-error").textContent = e.status === 401 ? "Wrong user name or password." : e.message; }
   });
   $("#sign-out").addEventListener("click", async () => {
-    if (isDirty() && !(await confirmDialog("Sign out without saving?", "Your unsaved changes stay in this browser as a draft.", "Sign out"))) return;
+    if (isDirty() && !(await confirmDialog("Sign out without saving?", "Your unsaved changes are lost: signing out removes your drafts from this browser.", "Sign out"))) return;
+    const who = S.me ? S.me.username : null;
     try { await api("POST", "/auth/logout"); } catch { /* signed out either way */ }
+    if (who) dropAllDrafts(who);
     S.def = null;
     showLogin();
   });
