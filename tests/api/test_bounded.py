@@ -205,3 +205,50 @@ def test_a_query_over_the_time_limit_is_a_503_naming_it_and_frees_its_cursor(slo
         assert client.get("/api/model", headers=auth).status_code == 200
         quick = {"audience": "person", "groups": [{"where": {"attribute": "id", "op": "eq", "value": 1}}]}
         assert client.post("/api/definitions/validate", json={"definition": quick}, headers=auth).json()["ok"] is True
+
+
+# -- evaluate lists a bounded number of keys; members/add and /remove take a bounded number -----------
+
+
+def test_evaluate_without_a_limit_lists_at_most_10000_keys_and_counts_all(api: Api, conformance_dir: Path) -> None:
+    lines = (conformance_dir / "data" / "contact.csv").read_text().splitlines()
+    first = lines[1].split(",", 1)[1]  # Ann, Gold
+    many = api.service.ws.path / "many.csv"
+    many.write_text("\n".join([lines[0], *(f"{k},{first}" for k in range(1, 10_051))]) + "\n")
+    api.service.ws.load("contact", many)
+    got = api.call("viewer", "POST", "/api/definitions/evaluate", json={"definition": GOLD})
+    assert got.status_code == 200, got.text
+    answer = got.json()
+    assert answer["count"] == 10_050 and answer["keys"] == list(range(1, 10_001))
+    assert answer["truncated"] is True and answer["limit"] == 10_000
+    assert "members.csv" in answer["warnings"][0] and "10,000 of 10,050" in answer["warnings"][0]
+    every = api.call("viewer", "POST", "/api/definitions/evaluate", json={"definition": GOLD, "limit": 20_000}).json()
+    assert len(every["keys"]) == every["count"] == 10_050 and every["truncated"] is False and every["warnings"] == []
+    over = api.call("viewer", "POST", "/api/definitions/evaluate", json={"definition": GOLD, "limit": 100_001})
+    assert over.status_code == 422
+    message = over.json()["error"]["message"]
+    assert "/limit" in message and "100,000" in message and "service.max_evaluate_keys" in message
+
+
+def test_configured_key_limits_apply_and_a_bad_one_is_refused(template: Template, tmp_path: Path) -> None:
+    path = _with_settings(template, tmp_path / "ws", {"service": {"max_evaluate_keys": 1, "max_member_keys": 3}})
+    service = Service(path)
+    with TestClient(create_app(service=service)) as client:
+        viewer = {"Authorization": f"Bearer {template.tokens['viewer']}"}
+        marketer = {"Authorization": f"Bearer {template.tokens['marketer']}"}
+        got = client.post("/api/definitions/evaluate", json={"definition": GOLD}, headers=viewer).json()
+        assert (got["count"], got["keys"], got["truncated"]) == (2, [1], True)
+        over = client.post("/api/definitions/evaluate", json={"definition": GOLD, "limit": 2}, headers=viewer)
+        assert over.status_code == 422 and "at most 1 keys per evaluate (setting service.max_evaluate_keys)" in over.text
+        for verb in ("add", "remove"):
+            refused = client.post(f"/api/segments/List/members/{verb}", json={"keys": [1, 2, 3, 4]}, headers=marketer)
+            assert refused.status_code == 422, refused.text
+            message = refused.json()["error"]["message"]
+            assert "/keys" in message and "4 keys; at most 3" in message and "service.max_member_keys" in message
+        assert client.get("/api/segments/List", headers=viewer).json()["size"] == 0  # nothing changed
+        added = client.post("/api/segments/List/members/add", json={"keys": [1, 2, 3]}, headers=marketer)
+        assert added.status_code == 200 and added.json()["size"] == 3
+    bad = _with_settings(template, tmp_path / "bad", {"service": {"max_evaluate_keys": 0}})
+    with pytest.raises(segmenta.errors.RejectedInput) as refused_setting:
+        create_app(bad)
+    assert "service.max_evaluate_keys" in str(refused_setting.value) and "1 to 10,000,000" in str(refused_setting.value)

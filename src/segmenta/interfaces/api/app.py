@@ -22,6 +22,8 @@ Settings (``segmenta.yaml``)::
       max_upload_bytes: 268435456    # CSV/Parquet uploads, default 256 MiB
       login_free_failures: 5         # failed sign-ins of one account before the delay starts
       login_max_delay_seconds: 900   # the delay doubles per further failure, up to this
+      max_evaluate_keys: 100000      # most keys /api/definitions/evaluate lists (the count stays exact)
+      max_member_keys: 100000        # most keys one members/add or members/remove request may send
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ SETTINGS: dict[str, tuple[int, int, int]] = {
     "max_upload_bytes": (256 * MiB, 1024, 64 * 1024 * MiB),
     "login_free_failures": (5, 1, 1000),
     "login_max_delay_seconds": (900, 1, 86_400),
+    "max_evaluate_keys": (100_000, 1, 10_000_000),
+    "max_member_keys": (100_000, 1, 10_000_000),
 }
 #: Routes whose body is a file upload (they stream it to disk), with the larger cap.
 UPLOADS = (re.compile(r"^/api/segments/[^/]+/import-csv/?$"), re.compile(r"^/api/tables/[^/]+/load/?$"))
@@ -81,6 +85,8 @@ class HttpSettings:
     max_upload_bytes: int = SETTINGS["max_upload_bytes"][0]
     login_free_failures: int = SETTINGS["login_free_failures"][0]
     login_max_delay_seconds: int = SETTINGS["login_max_delay_seconds"][0]
+    max_evaluate_keys: int = SETTINGS["max_evaluate_keys"][0]
+    max_member_keys: int = SETTINGS["max_member_keys"][0]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> HttpSettings:

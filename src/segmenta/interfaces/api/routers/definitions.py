@@ -10,12 +10,12 @@ import datetime as dt
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from segmenta import clock
-from segmenta.errors import DefinitionError
+from segmenta.errors import DefinitionError, Problem, RejectedInput
 from segmenta.interfaces.api.auth import Ctx, Read
 from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.pii import key_is_pii, mask_keys
@@ -43,8 +43,20 @@ class SqlBody(DefinitionBody):
     dialect: str = "duckdb"
 
 
+#: Keys an evaluate lists when it names no ``limit`` (never more than ``service.max_evaluate_keys``).
+EVALUATE_DEFAULT_KEYS = 10_000
+#: ``service.max_evaluate_keys``'s default, for an app that does not say.
+MAX_EVALUATE_KEYS = 100_000
+
+
 class EvaluateBody(DefinitionBody):
-    limit: int | None = Field(None, ge=0, le=2**62, description="at most this many keys (the count is always complete)")
+    limit: int | None = Field(
+        None,
+        ge=0,
+        le=2**62,
+        description=f"at most this many keys (default {EVALUATE_DEFAULT_KEYS:,}, at most service.max_evaluate_keys, "
+        f"{MAX_EVALUATE_KEYS:,} unless set); the count is always complete",
+    )
 
 
 def checked(ctx: Ctx, raw: Any) -> Definition:
@@ -101,22 +113,45 @@ def sql(ctx: Read, body: SqlBody) -> dict[str, Any]:
 
 
 @router.post("/evaluate")
-def evaluate(ctx: Read, body: EvaluateBody) -> dict[str, Any]:
-    """The member keys ascending (``segment evaluate``); ``limit`` caps the keys returned, not the count."""
+def evaluate(ctx: Read, request: Request, body: EvaluateBody) -> dict[str, Any]:
+    """The count and the first member keys ascending (``segment evaluate``); ``limit`` caps the keys listed, not the count.
+
+    The keys listed are bounded (``limit``, default 10,000, at most ``service.max_evaluate_keys``):
+    ``truncated`` says when there are more members than keys listed. Every key of a segment is in
+    its ``members.csv`` (save and publish it), streamed in batches.
+    """
+    most = int(getattr(getattr(request.app.state, "http_settings", None), "max_evaluate_keys", MAX_EVALUATE_KEYS))
+    if body.limit is not None and body.limit > most:
+        raise RejectedInput(
+            [
+                Problem(
+                    "/limit",
+                    f"at most {most:,} keys per evaluate (setting service.max_evaluate_keys), not {body.limit:,}; "
+                    "the count is always exact, and every key of a saved segment is in /api/segments/{id}/members.csv",
+                )
+            ]
+        )
+    limit = min(EVALUATE_DEFAULT_KEYS, most) if body.limit is None else body.limit
     defn = checked(ctx, body.definition)
     hidden = ctx.restricted and key_is_pii(ctx.service.model, defn.audience)
     key = ctx.service.model.table(defn.audience).key
-    if body.limit is None:
-        result = ctx.ws.evaluate(defn, as_of=body.as_of)
-        count, keys, moment = result.count, result.keys, result.as_of
-    else:  # only the first ``limit`` keys are fetched: the count is counted, not listed
-        moment = clock.parse_instant(body.as_of, what="--as-of") if body.as_of else clock.now()
-        count = int(ctx.ws.engine.run(count_query(ctx, defn, moment)).column(0)[0].as_py())
-        keys = ctx.ws.engine.run(ctx.ws.compile(defn, as_of=moment).limit(body.limit)).column(0).to_pylist()
-    return {
+    # only the first ``limit`` keys are fetched: the count is counted, not listed
+    moment = clock.parse_instant(body.as_of, what="--as-of") if body.as_of else clock.now()
+    count = int(ctx.ws.engine.run(count_query(ctx, defn, moment)).column(0)[0].as_py())
+    keys = ctx.ws.engine.run(ctx.ws.compile(defn, as_of=moment).limit(limit)).column(0).to_pylist()
+    answer: dict[str, Any] = {
         "count": count,
         "key": key,
         "keys": mask_keys(keys) if hidden else keys,
         "as_of": moment.isoformat(),
         "masked": [key] if hidden else [],
+        "limit": limit,
+        "truncated": count > len(keys),
+        "warnings": [],
     }
+    if answer["truncated"]:
+        answer["warnings"] = [
+            f"keys lists the first {len(keys):,} of {count:,} members (limit {limit:,}); "
+            "for every key, save and publish the segment and download /api/segments/{id}/members.csv"
+        ]
+    return answer

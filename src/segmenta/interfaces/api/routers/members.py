@@ -18,11 +18,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from segmenta.engines.base import Engine
-from segmenta.errors import PermissionDenied
+from segmenta.errors import PermissionDenied, Problem, RejectedInput
 from segmenta.interfaces.api.auth import ChangeMembers, Ctx, Import, Read
 from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.pii import key_is_pii, mask_keys
@@ -35,9 +35,30 @@ from segmenta.workspace import PII_MASK
 router = APIRouter(prefix="/api", tags=["members"], responses=RESPONSES)
 
 
+#: ``service.max_member_keys``'s default, for an app that does not say.
+MAX_MEMBER_KEYS = 100_000
+
+
 class KeysBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    keys: list[str | int]
+    keys: list[str | int] = Field(
+        description=f"the records' keys; at most service.max_member_keys ({MAX_MEMBER_KEYS:,} unless set) per request"
+    )
+
+
+def _bounded(request: Request, body: KeysBody) -> None:
+    """422 naming ``service.max_member_keys`` when a request sends more keys than it allows (nothing changes)."""
+    most = int(getattr(getattr(request.app.state, "http_settings", None), "max_member_keys", MAX_MEMBER_KEYS))
+    if len(body.keys) > most:
+        raise RejectedInput(
+            [
+                Problem(
+                    "/keys",
+                    f"has {len(body.keys):,} keys; at most {most:,} per request (setting service.max_member_keys): "
+                    "send them in several requests, or match a CSV with import-csv",
+                )
+            ]
+        )
 
 
 def _ident(name: str) -> exp.Identifier:
@@ -191,18 +212,20 @@ def export(ctx: Read, name: str, columns: str | None = None, show_pii: bool = Fa
 
 
 @router.post("/segments/{name}/members/add")
-def add_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, Any]:
+def add_members(ctx: ChangeMembers, request: Request, name: str, body: KeysBody) -> dict[str, Any]:
     """Add records by key to a static list."""
     ctx.audit_detail = f"add {len(body.keys)} keys"
+    _bounded(request, body)
     name = resolve(ctx, name)
     refuse_pii_keys(ctx, name, "adding members")
     return vars_of(change_keys(ctx.segs, name, [str(k) for k in body.keys], "add"))
 
 
 @router.post("/segments/{name}/members/remove")
-def remove_members(ctx: ChangeMembers, name: str, body: KeysBody) -> dict[str, Any]:
+def remove_members(ctx: ChangeMembers, request: Request, name: str, body: KeysBody) -> dict[str, Any]:
     """Remove records by key from a static list."""
     ctx.audit_detail = f"remove {len(body.keys)} keys"
+    _bounded(request, body)
     name = resolve(ctx, name)
     refuse_pii_keys(ctx, name, "removing members")
     return vars_of(change_keys(ctx.segs, name, [str(k) for k in body.keys], "remove"))
