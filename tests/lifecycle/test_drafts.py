@@ -193,3 +193,31 @@ def test_show_prints_who_uses_a_segment_for_people(life: Lifecycle) -> None:
     life.run("segment", "create", life.definition("r", reader), "--name", "Reader")
     out = life.run("segment", "show", "UK contacts").stdout
     assert "segment Reader (in_segment)" in out and "'kind'" not in out
+
+
+def test_a_publish_whose_evaluation_fails_keeps_the_live_version_its_members_and_the_draft(life: Lifecycle) -> None:
+    import duckdb
+
+    life.run("segment", "create", life.definition("uk", UK))
+    life.run("segment", "publish", "UK contacts")
+    life.run("segment", "edit", "UK contacts", life.definition("clicked", CLICKED))
+    # The new version reads interactions; their data is gone, so it compiles but its evaluation fails.
+    con = duckdb.connect(str(life.ws / "data.duckdb"))
+    try:
+        con.execute("DROP TABLE interaction")
+    finally:
+        con.close()
+    r = life.run("segment", "publish", "UK contacts", code=1, now="2026-10-01T13:00:00")
+    assert "interaction" in (r.stderr + r.stdout).lower()
+    info = life.json("segment", "show", "UK contacts")
+    assert (info["status"], info["current_version"], info["live_version"], info["size"]) == ("live", 1, 1, 3)
+    assert (info["draft_version"], info["has_draft"]) == (2, True)
+    assert info["next_refresh_at"] == "2026-10-02T12:00:00"  # still scheduled: the worker keeps refreshing it
+    assert life.members("UK contacts") == [1, 3, 5]
+    runs = life.json("segment", "history", "UK contacts")
+    assert [(r["trigger"], r["version"], r["status"]) for r in runs] == [("publish", 1, "done"), ("publish", 2, "error")]
+    assert "interaction" in (runs[-1]["message"] or "").lower()
+    life.run("worker", "--once", now="2026-10-02T12:00:00")  # refreshes the version in force, not the failing draft
+    assert life.json("segment", "history", "UK contacts")[-1]["version"] == 1
+    assert life.members("UK contacts") == [1, 3, 5]
+    assert life.json("segment", "show", "UK contacts")["status"] == "live"

@@ -134,12 +134,18 @@ class SegmentsBase(SegmentViews):
 
     # -- evaluation -------------------------------------------------------------------------
 
-    def _evaluate(self, seg_id: int, *, trigger: str) -> RefreshResult:
-        """Evaluate the current version into the stored membership; status live (or error, then raise)."""
+    def _evaluate(self, seg_id: int, *, trigger: str, version: int | None = None, keep_status: bool = False) -> RefreshResult:
+        """Evaluate ``version`` (default: the current one) into the stored membership; status live (or error, then raise).
+
+        ``version`` becomes the version in force only when its evaluation commits (a publish of a
+        draft); a failure leaves the version in force, its members and the draft as they were.
+        ``keep_status``: a failure records the run as error but leaves the segment's status (a live
+        segment whose new version failed stays live with its old one).
+        """
         with self.store.session() as s:
             seg = s.get(Segment, seg_id)
             assert seg is not None
-            version = seg.current_version
+            version = seg.current_version if version is None else version
             raw = self._definition(s, seg, version)
         defn = self._parse_stored(raw)
         query = self._compile(defn)  # type: ignore[attr-defined]
@@ -155,13 +161,14 @@ class SegmentsBase(SegmentViews):
             except Exception as exc:
                 changes = self._committed_anyway(m, run_id, exc)
                 if changes is None:
-                    self._fail_run(seg_id, run_id, exc)
+                    self._fail_run(seg_id, run_id, exc, keep_status=keep_status)
                     raise
             assert changes is not None
             with self.store.session() as s:
                 seg = s.get(Segment, seg_id)
                 assert seg is not None
                 self._finish_run(s, run_id, changes.size, changes.entered, changes.exited)
+                _promote(seg, version)
                 if can(seg.status, Action.EVALUATED):  # stopped or set to draft meanwhile: that choice stands
                     seg.status, seg.status_reason = transition(seg.name, seg.status, Action.EVALUATED), "ready"
                 seg.size, seg.live_version, seg.last_refresh_at = changes.size, version, at
@@ -311,6 +318,7 @@ class SegmentsBase(SegmentViews):
                     seg.updated_at = record.at
                 else:
                     seg.live_version = record.version
+                    _promote(seg, record.version)
                     if seg.status == Status.GOING_LIVE:
                         seg.status, seg.status_reason = transition(seg.name, seg.status, Action.EVALUATED), "ready"
                     if seg.status == Status.LIVE and seg.kind == Kind.DYNAMIC:
@@ -320,6 +328,16 @@ class SegmentsBase(SegmentViews):
                             seg.next_refresh_at = record.at
             self._audit(s, seg, "reconcile", f"refresh {run_id} had committed {record.size} members")
             return True
+
+
+def _promote(seg: Segment, version: int | None) -> None:
+    """``version`` committed its membership: it is the version in force, and no older draft is pending."""
+    if version is None:
+        return
+    if version > seg.current_version:
+        seg.current_version = version
+    if seg.draft_version is not None and seg.draft_version <= version:
+        seg.draft_version = None
 
 
 def _test_hang() -> None:

@@ -71,16 +71,22 @@ class SegmentCommands(SegmentsBase):
             assert row is not None
             seg = row
             target = transition(seg.name, seg.status, Action.PUBLISH)  # again: it may have changed meanwhile
-            if seg.status != Status.LIVE:  # a live one stays readable by in_segment while it is re-evaluated
+            was_live = seg.status == Status.LIVE
+            if not was_live:  # a live one stays readable by in_segment while it is re-evaluated
                 seg.status, seg.status_reason = target, "publishing"
-            seg.current_version, seg.draft_version = version, None
-            seg.published_at = seg.last_used_at = clock.now()
-            self._audit(s, seg, "publish", f"version {version}")
+            # The version goes in force (current_version, draft cleared) only when its evaluation
+            # commits: a failed publish leaves the live version, its members, its status and the draft.
+            seg.last_used_at = clock.now()
         self._prepared = (raw, defn, query)
         try:
-            result = self._evaluate(seg_id, trigger="publish")
+            result = self._evaluate(seg_id, trigger="publish", version=version, keep_status=was_live)
         finally:
             self._prepared = None
+        with self.store.session() as s:
+            row = s.get(Segment, seg_id)
+            assert row is not None
+            row.published_at = clock.now()
+            self._audit(s, row, "publish", f"version {version}")
         self.last_dependents = self._refresh_dependents(seg_name)
         return result
 
