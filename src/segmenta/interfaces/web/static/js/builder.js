@@ -508,13 +508,23 @@ export function extraFields(definition) {
     if (isTree(n)) { for (const c of n.all || n.any) visit(c); return; }
     if ("related" in n && !(n.path && n.path.length)) {
       const rel = relatedOf(definition.audience).find((r) => r.name === n.related);
-      const time = rel && Object.entries(table(rel.table).columns).find(([, spec]) => (spec.type === "datetime" || spec.type === "date") && !spec.pii);
-      if (time) add({ related: n.related, attribute: time[0] });
+      const time = rel && timeColumn(table(rel.table));
+      if (time) add({ related: n.related, attribute: time });
     } else if ("measure" in n && !(n.path && n.path.length)) add({ measure: n.measure });
     else if ("attribute" in n && n.path && n.path.length) add({ path: n.path, attribute: n.attribute });
   };
   for (const g of definition.groups || []) visit(g.where);
   return out;
+}
+
+/** The column the server orders a table's records in time by (routers/model.py latest_column): ts, createdon
+ * or modifiedon when there, else the first datetime, else the first date column; never a PII one. */
+export function timeColumn(t) {
+  const timed = Object.entries(t.columns).filter(([, spec]) => (spec.type === "datetime" || spec.type === "date") && !spec.pii);
+  const named = ["ts", "createdon", "modifiedon"].find((n) => timed.some(([c]) => c === n));
+  if (named) return named;
+  const first = timed.find(([, spec]) => spec.type === "datetime") || timed[0];
+  return first ? first[0] : null;
 }
 
 async function lookupExtras(definition, pv) {
