@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.lifecycle.conftest import CONTACTS, Lifecycle
 from tests.lifecycle.test_segments import CLICKED, FR, UK
 
@@ -221,3 +223,28 @@ def test_a_publish_whose_evaluation_fails_keeps_the_live_version_its_members_and
     assert life.json("segment", "history", "UK contacts")[-1]["version"] == 1
     assert life.members("UK contacts") == [1, 3, 5]
     assert life.json("segment", "show", "UK contacts")["status"] == "live"
+
+
+def test_a_name_made_only_of_digits_is_refused_since_the_api_reads_digits_as_an_id(life: Lifecycle) -> None:
+    from segmenta.errors import RejectedInput
+    from segmenta.services.segments import Segments
+
+    digits = "a segment name needs at least one character that is not a digit; the REST API reads digits as an id"
+    r = life.run("segment", "create", life.definition("uk", UK), "--name", " 7 ", code=2)
+    assert "--name" in r.stderr and digits in r.stderr
+    r = life.run("segment", "create", life.definition("n", {**UK, "name": "2026"}), code=2)
+    assert "/name" in r.stderr and digits in r.stderr
+    r = life.run("segment", "create", "--list", "--audience", "contact", "--name", "42", code=2)
+    assert digits in r.stderr
+    life.run("segment", "create", life.definition("uk", UK))
+    r = life.run("segment", "rename", "UK contacts", "1", code=2)
+    assert "new name" in r.stderr and digits in r.stderr
+    assert [s["name"] for s in life.json("segment", "list")] == ["UK contacts"]  # nothing changed
+    for fine in ("7a", "2026 Q1", "1/2", "-1"):  # one non-digit is enough
+        life.run("segment", "create", life.definition("fr", FR), "--name", fine)
+    with Segments.open(life.ws, store_url=life.store) as segs:
+        with pytest.raises(RejectedInput, match="not a digit"):
+            segs.create(UK, name="123")
+        with pytest.raises(RejectedInput, match="REST API reads digits as an id"):
+            segs.rename("7a", "8")
+        assert segs.show("7a")["name"] == "7a"

@@ -8,8 +8,9 @@ members stay as they are). Metadata lives in the SQLAlchemy store; membership an
 in the data engine (:mod:`segmenta.services.membership_store`). Status changes live in
 :mod:`segmenta.services.segment_status`, views in :mod:`segmenta.services.segment_views`.
 
-Segment names are trimmed, 1 to 200 characters, without control characters, and may
-contain ``/``; every segment also has an integer ``id`` (the REST API addresses by id).
+Segment names are trimmed, 1 to 200 characters, without control characters, not made only
+of digits (the REST API reads digits as an id), and may contain ``/``; every segment also has
+an integer ``id`` (the REST API addresses by id).
 
 Example::
 
@@ -50,7 +51,7 @@ NAME_MAX = 200
 
 
 def clean_name(name: Any, *, where: str = "name") -> str:
-    """``name`` trimmed; RejectedInput unless it is 1..NAME_MAX characters without control characters."""
+    """``name`` trimmed; RejectedInput unless it is 1..NAME_MAX characters without control characters, not all digits."""
     if not isinstance(name, str):
         raise RejectedInput([Problem(where, f"a segment name is text, not {type(name).__name__}")])
     chosen = name.strip()
@@ -60,6 +61,16 @@ def clean_name(name: Any, *, where: str = "name") -> str:
         raise RejectedInput([Problem(where, f"a segment name is at most {NAME_MAX} characters; this one has {len(chosen)}")])
     if any(ord(c) < 32 or ord(c) == 127 for c in chosen):
         raise RejectedInput([Problem(where, "a segment name cannot contain control characters (NUL, tab, newline...)")])
+    if chosen.isdigit():  # "7" would be ambiguous: /api/segments/7 is the segment with id 7
+        raise RejectedInput(
+            [
+                Problem(
+                    where,
+                    f"{chosen!r}: a segment name needs at least one character that is not a digit; "
+                    "the REST API reads digits as an id",
+                )
+            ]
+        )
     return chosen
 
 
