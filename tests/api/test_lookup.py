@@ -96,6 +96,11 @@ def test_last_related_value_is_the_latest_in_time_not_the_greatest(shared_api: A
     r = shared_api.call("marketer", "POST", "/api/tables/contact/lookup", json=body)
     assert r.status_code == 200, r.text
     assert r.json()["columns"] == ["max registration eventid"]
+    bad = shared_api.call("marketer", "POST", "/api/tables/contact/lookup", json={"keys": [1], "fields": [{"related": "orders"}]})
+    assert bad.status_code == 422 and bad.json()["error"]["problems"][0] == {
+        "where": "/fields/0",
+        "message": "give the attribute of the order records to look up",
+    }
 
 
 def test_the_time_column_is_a_named_one_then_the_first_datetime_never_pii() -> None:

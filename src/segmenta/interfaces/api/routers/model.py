@@ -380,6 +380,8 @@ def _lookup_one(ctx: Any, table: str, key: str, keys: list[Any], f: Field, at: s
                 [Problem(at, f"table {table!r} has no one-to-many relationship {f.related!r}{hint(f.related, o2m)}")]
             )
         cols = model.table(rel.from_table).columns
+        if f.attribute is None:
+            raise RejectedInput([Problem(at, f"give the attribute of the {rel.from_table} records to look up")])
         if f.attribute not in cols:
             raise RejectedInput([Problem(at, f"table {rel.from_table!r} has no column {f.attribute!r}{hint(f.attribute, cols)}")])
         if cols[f.attribute].pii:
@@ -412,6 +414,8 @@ def _lookup_one(ctx: Any, table: str, key: str, keys: list[Any], f: Field, at: s
         )
         scope, alias = rel.to_table, nxt
     cols = model.table(scope).columns
+    if f.attribute is None:
+        raise RejectedInput([Problem(at, f"give the attribute of {scope!r} to look up")])
     if f.attribute not in cols:
         raise RejectedInput([Problem(at, f"table {scope!r} has no column {f.attribute!r}{hint(f.attribute, cols)}")])
     q = q.select(exp.alias_(exp.column(f.attribute, table=alias, quoted=True), "v", quoted=True)).where(
