@@ -40,10 +40,30 @@ class RunOwner:
 
     def __enter__(self) -> RunOwner:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        while True:
+            fd = self._create()
+            if self._lock(fd):
+                self._fd = fd
+                return self
+
+    def _create(self) -> int:
+        """Open (creating) the lock file; not locked yet, so a :func:`sweep` may remove it now."""
+        return os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+
+    def _lock(self, fd: int) -> bool:
+        """Lock ``fd``; False (``fd`` closed) when the file was swept away before the lock was taken.
+
+        A sweep that locks the file between its creation and this lock unlinks it: the lock
+        then holds a file nobody can find, and the owner would look dead. Only whoever holds
+        the lock on the file the path names unlinks the path, so once locked and still named
+        by the path, the file stays.
+        """
         fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-        return self
+        if _names(self.path, fd):
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        return False
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         if self._fd is None:
@@ -52,6 +72,35 @@ class RunOwner:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not unlinked, not replaced)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_ino, named.st_dev) == (held.st_ino, held.st_dev)
+
+
+def _reap(path: Path, fd: int) -> bool | None:
+    """None while the owner of the lock file open as ``fd`` is at work; else unlink it: True if this call did.
+
+    The path is unlinked only while its own file is locked here, so a file its owner
+    re-created after an earlier sweep (see :meth:`RunOwner._lock`) is never removed.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return None
+    try:
+        if not _names(path, fd):
+            return False  # swept already (and maybe re-created by its owner: that file is not ours)
+        path.unlink()  # the owner died holding it: nobody else will remove it
+        return True
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def owner_alive(workspace: Path, message: str | None) -> bool:
@@ -71,13 +120,7 @@ def owner_alive(workspace: Path, message: str | None) -> bool:
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        path.unlink(missing_ok=True)  # the owner died holding it: nobody else will remove it
-        return False
+        return _reap(path, fd) is None
     finally:
         os.close(fd)
 
@@ -91,13 +134,8 @@ def sweep(workspace: Path) -> int:
         except FileNotFoundError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # its owner is at work
-        else:
-            path.unlink(missing_ok=True)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            removed += 1
+            if _reap(path, fd):
+                removed += 1
         finally:
             os.close(fd)
     return removed
