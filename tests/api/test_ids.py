@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from sqlalchemy import update
+
+from segmenta.store.models import Segment
 from tests.api.conftest import GOLD, UK, Api
+
+
+def _rename_in_store(api: Api, old: str, new: str) -> None:
+    with api.service.store.session() as s:
+        s.execute(update(Segment).where(Segment.name == old).values(name=new))
 
 
 def test_every_segment_object_carries_its_id(api: Api) -> None:
@@ -48,7 +56,8 @@ def test_a_name_with_a_slash_lives_its_whole_life_by_id(api: Api) -> None:
 def test_old_name_urls_keep_working_and_an_id_wins_over_a_numeric_name(api: Api) -> None:
     assert api.call("viewer", "GET", "/api/segments/Gold").json()["name"] == "Gold"
     gold_id = api.call("viewer", "GET", "/api/segments/Gold").json()["id"]
-    named = api.call("marketer", "POST", "/api/segments", json={"definition": UK, "name": str(gold_id)}).json()
+    named = api.call("marketer", "POST", "/api/segments", json={"definition": UK, "name": "soon digits"}).json()
+    _rename_in_store(api, "soon digits", str(gold_id))  # an all-digit name, as a store made before they were refused has
     assert api.call("viewer", "GET", f"/api/segments/{gold_id}").json()["name"] == "Gold"  # the id
     assert api.call("viewer", "GET", f"/api/segments/{named['id']}").json()["name"] == str(gold_id)
     assert api.call("viewer", "GET", "/api/segments/999999").json()["error"]["type"] == "NotFound"  # no id, no name
@@ -105,3 +114,15 @@ def test_the_audit_names_a_segment_reached_by_id(api: Api) -> None:
     assert api.call("marketer", "POST", f"/api/segments/{sid}/publish").status_code == 200
     entries = api.call("admin", "GET", "/api/audit").json()
     assert [(e["action"], e["object"]) for e in entries if e["action"] == "segments.publish"] == [("segments.publish", "Draft")]
+
+
+def test_a_deleted_segments_id_does_not_hide_a_live_segment_named_by_those_digits(api: Api) -> None:
+    """Ids resolve as the lifecycle resolves them: a deleted segment's id is not an id (except to restore it)."""
+    old = next(s for s in api.call("admin", "GET", "/api/segments", params={"deleted": "true"}).json() if s["name"] == "Old")
+    _rename_in_store(api, "Draft", str(old["id"]))  # an all-digit name, as a store made before they were refused has
+    shown = api.call("viewer", "GET", f"/api/segments/{old['id']}")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["name"] == str(old["id"]) and shown.json()["id"] != old["id"]
+    restored = api.call("admin", "POST", f"/api/segments/{old['id']}/restore")
+    assert restored.status_code == 200 and restored.json()["name"] == "Old"  # restore reaches the deleted one by id
+    assert api.call("viewer", "GET", f"/api/segments/{old['id']}").json()["name"] == "Old"  # a live id wins

@@ -33,6 +33,7 @@ from segmenta.interfaces.api.auth import (
 from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.pii import redact_definition
 from segmenta.model.validate import parse_definition
+from segmenta.services.segments import NAME_MAX, clean_name
 from segmenta.store.models import Segment
 
 router = APIRouter(prefix="/api/segments", tags=["segments"], responses=RESPONSES)
@@ -63,18 +64,16 @@ class RenameBody(BaseModel):
 
 
 #: Longest segment name (the store's column is String(200)); longer names are refused, not cut.
-NAME_LIMIT = 200
-#: Largest id a store keeps (a 64-bit signed integer); larger digit strings are names.
-MAX_ID = 2**63 - 1
+NAME_LIMIT = NAME_MAX
 
 
-def resolve(ctx: Ctx, ref: str) -> str:
-    """The name of the segment ``ref`` addresses: the id when all digits and such a segment exists, else the name.
+def resolve(ctx: Ctx, ref: str, *, deleted: bool = False) -> str:
+    """The name of the segment ``ref`` addresses (:meth:`Segments.resolve`): the id when all digits and such a
+    segment exists (a deleted one only when ``deleted``), else the name.
 
     Names may contain '/', which no path segment can carry; such segments are reached by id.
     The audit entry names the segment, not the id it was reached by.
     """
-    name = ref
     if len(ref) > NAME_LIMIT or any(ord(c) < 32 or ord(c) == 127 for c in ref):
         # no segment can have this name (a store such as PostgreSQL would refuse even to look it up)
         ctx.audit_object = ref[:NAME_LIMIT]
@@ -86,23 +85,20 @@ def resolve(ctx: Ctx, ref: str) -> str:
                 )
             ]
         )
-    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_ID:
-        with ctx.service.store.session() as s:
-            found = s.scalar(select(Segment.name).where(Segment.id == int(ref)))
-        name = found if found is not None else ref
+    name = ctx.segs.resolve(ref, deleted=deleted)
     ctx.audit_object = name
     return name
 
 
 def check_name(name: str, where: str) -> str:
-    """``name`` trimmed; 422 naming the limit when it is too long or holds control characters."""
-    name = name.strip()
-    if len(name) > NAME_LIMIT:
-        raise RejectedInput([Problem(where, f"a segment name has at most {NAME_LIMIT} characters; this one has {len(name):,}")])
-    bad = sorted({f"U+{ord(c):04X}" for c in name if ord(c) < 32 or ord(c) == 127})
+    """``name`` trimmed and checked by the lifecycle's own rule (:func:`clean_name`), the problem at ``where``.
+
+    Control characters are named by code point first (a JSON client cannot see a NUL it sent).
+    """
+    bad = sorted({f"U+{ord(c):04X}" for c in name.strip() if ord(c) < 32 or ord(c) == 127} if isinstance(name, str) else ())
     if bad:
         raise RejectedInput([Problem(where, f"a segment name cannot hold control characters ({', '.join(bad)}); remove them")])
-    return name
+    return clean_name(name, where=where)
 
 
 def _ids(ctx: Ctx, names: list[str]) -> dict[str, int]:
@@ -162,15 +158,15 @@ def create_segment(ctx: Create, body: NewSegment) -> dict[str, Any]:
     if body.list:
         if body.definition is not None or body.snapshot:
             raise RejectedInput([Problem("/list", "a static list has no definition and is not a snapshot; leave those out")])
+        ctx.audit_object = (body.name or "").strip()
         name = check_name(body.name or "", "/name")
-        ctx.audit_object = name
         refuse_taken(ctx, name)
         return segment_json(ctx, ctx.segs.create_list(audience=body.audience or "", name=name))
     if body.definition is None:
         raise RejectedInput([Problem("/definition", 'give a definition, or "list": true with an audience and a name')])
     given = body.name if body.name is not None else body.definition.get("name")
     ctx.audit_object = str(given or "").strip()  # the audit names the segment even when it is refused
-    name = check_name(str(given or ""), "/name" if body.name is not None else "/definition/name")
+    name = check_name(str(given), "/name" if body.name is not None else "/definition/name") if str(given or "").strip() else ""
     _check(ctx, body.definition)
     if name:
         refuse_taken(ctx, name)
@@ -273,7 +269,7 @@ def delete(ctx: Delete, name: str) -> dict[str, Any]:
 
 @router.post("/{name}/restore")
 def restore(ctx: Restore, name: str) -> dict[str, Any]:
-    name = resolve(ctx, name)
+    name = resolve(ctx, name, deleted=True)
     return segment_json(ctx, ctx.segs.restore(name))
 
 
