@@ -20,6 +20,7 @@ previous membership intact (the engine rolls the transaction back).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -165,6 +166,7 @@ class SqlMembership(MembershipBase):
         delta = exp.Table(this=ident(f"__segmenta_delta_{self.segment_id}"))
         temp = exp.Properties(expressions=[exp.TemporaryProperty()])
         statements: list[exp.Expr] = [
+            *self._serialised(),
             *self.ensure_statements(),
             exp.Drop(tables=[delta.copy()], kind="TABLE", exists=True),
             exp.Create(this=delta.copy(), kind="TABLE", expression=self.delta_query(op, keys), properties=temp),
@@ -179,6 +181,25 @@ class SqlMembership(MembershipBase):
         record = self.committed(run_id)
         assert record is not None, f"run {run_id} of segment {self.segment_id} committed no record"
         return Changes(record.entered, record.exited, record.size)
+
+    def _serialised(self) -> list[exp.Expr]:
+        """What makes concurrent writes of this segment take turns, first in their transaction.
+
+        On PostgreSQL (READ COMMITTED) two writes at once would each see the other's work
+        uncommitted: both would number their run ``MAX(seq) + 1`` (so ``latest()`` could not
+        tell them apart) and both compute their changes against the same old members. A
+        transaction-level advisory lock per segment makes the second wait until the first has
+        committed (it is let go at commit or rollback, a crash included). DuckDB has one writer.
+        """
+        if self.engine.dialect != "postgres":
+            return []
+        lock = exp.Anonymous(this="pg_advisory_xact_lock", expressions=[exp.Literal.number(self._lock_id())])
+        return [exp.select(lock)]
+
+    def _lock_id(self) -> int:
+        """The advisory lock number of this segment's membership (within the engine's meta schema)."""
+        digest = hashlib.sha256(f"segmenta membership {self.engine.meta_schema} {self.segment_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
 
     def _run_row(self, delta: exp.Table, run_id: int, at: dt.datetime, version: int | None) -> exp.Select:
         """The run's record, counted inside its own transaction (after the members are updated)."""
