@@ -17,7 +17,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 #: Mode of files segmenta creates in a workspace, and of its directories.
 FILE_MODE = 0o600
@@ -25,7 +25,7 @@ DIR_MODE = 0o700
 
 
 @contextlib.contextmanager
-def atomic_output(target: str | Path, *, binary: bool = False, newline: str | None = "") -> Iterator[IO]:
+def atomic_output(target: str | Path, *, binary: bool = False, newline: str | None = "") -> Iterator[IO[Any]]:
     """Write ``target`` through an exclusively created temporary file beside it.
 
     >>> with atomic_output("keys.csv") as fh:  # doctest: +SKIP
@@ -40,8 +40,8 @@ def atomic_output(target: str | Path, *, binary: bool = False, newline: str | No
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=directory)
     tmp = Path(tmp_name)
     try:
-        mode = "wb" if binary else "w"
-        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8", "newline": newline})) as fh:
+        opened: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)
+        with opened as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -146,7 +146,10 @@ class DuckDBEngine(Engine):
     ) -> None:
         self.path = str(path) if path is not None else ":memory:"
         self.settings = settings if settings is not None else DuckDBSettings()
-        config = {"memory_limit": f"{self.settings.memory_bytes // 2**20}MiB", "threads": self.settings.threads}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": f"{self.settings.memory_bytes // 2**20}MiB",
+            "threads": self.settings.threads,
+        }
         try:
             self.con = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.IOException as exc:

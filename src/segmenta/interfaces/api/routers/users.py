@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic.json_schema import JsonDict
 
 from segmenta.interfaces.api.auth import SIGNED_IN, AuditRead, UsersAdmin, UsersRead, error_responses
 from segmenta.services import audit
@@ -22,13 +23,14 @@ router = APIRouter(prefix="/api", tags=["users"])
 
 Username = Path(max_length=MAX_NAME, description="The user's name")
 # What the service checks itself (with its own messages, "did you mean ..."), stated in the OpenAPI document.
-ROLE_SCHEMA = {"enum": list(ROLES)}
-PASSWORD_SCHEMA = {"minLength": MIN_PASSWORD, "pattern": "^[^\\x00]*$"}
+USERNAME_SCHEMA: JsonDict = {"pattern": USERNAME_PATTERN}
+ROLE_SCHEMA: JsonDict = {"enum": list(ROLES)}
+PASSWORD_SCHEMA: JsonDict = {"minLength": MIN_PASSWORD, "pattern": "^[^\\x00]*$"}
 
 
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=MAX_NAME, json_schema_extra={"pattern": USERNAME_PATTERN})
+    username: str = Field(min_length=1, max_length=MAX_NAME, json_schema_extra=USERNAME_SCHEMA)
     password: str | None = Field(default=None, max_length=MAX_PASSWORD, json_schema_extra=PASSWORD_SCHEMA)
     role: str = Field(max_length=20, json_schema_extra=ROLE_SCHEMA)
     pii_restricted: StrictBool = False
