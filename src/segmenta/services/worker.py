@@ -37,7 +37,7 @@ from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_graph import dependency_order, readers, reference_graph
 from segmenta.services.states import Action, Kind, Status, transition
 from segmenta.store.database import Store, resolve_url
-from segmenta.store.models import Segment, Usage
+from segmenta.store.models import Segment, SegmentVersion, Usage
 
 if TYPE_CHECKING:
     from segmenta.services.segments import Segments
@@ -98,6 +98,8 @@ class Worker:
         self._segments = segments
         #: Set to end a pass early (between segments) and :meth:`run_forever`.
         self.stopping = threading.Event()
+        #: Ids that :meth:`due` found due because the clock moves their membership (a window).
+        self._moved: set[int] = set()
 
     def close(self) -> None:
         if self._own_store:
@@ -240,15 +242,64 @@ class Worker:
             return True
 
     def due(self) -> list[tuple[int, str]]:
-        """(id, name) of the segments due for a refresh, readers after the segments they read."""
+        """(id, name) of the segments due for a refresh, readers after the segments they read.
+
+        Due are those whose ``next_refresh_at`` has passed, and those whose membership the clock
+        moves (contract 5.2): a live dynamic segment reading a relative window (``in_last``,
+        ``not_in_last``, ``in_next``; directly, in a related block's or a measure's ``where``, or
+        through ``in_segment`` of such a segment) evaluated before the pass's clock.
+        """
         with self.store.session() as s:
+            graph = reference_graph(s)
             rows = s.execute(select(Segment.id, Segment.name).where(self._due_clause())).all()
-            order = dependency_order([n for _, n in rows], reference_graph(s))
+            moved = self._clock_moved(s, graph)
+            rows = [*rows, *((i, n) for i, n in moved if n not in {m for _, m in rows})]
+            order = dependency_order([n for _, n in rows], graph)
         ids = {n: i for i, n in rows}
+        self._moved = {i for i, _ in moved}
         return [(ids[n], n) for n in order]
 
-    def _due_clause(self) -> Any:
-        return and_(self._free_clause(), Segment.next_refresh_at <= clock.now())
+    def _clock_moved(self, s: Any, graph: dict[str, set[str]]) -> list[tuple[int, str]]:
+        """(id, name) of the free live dynamic segments that read a relative window, last evaluated before now."""
+        now = clock.now()
+        candidates = s.execute(
+            select(Segment.id, Segment.name, Segment.current_version, Segment.last_refresh_at).where(self._free_clause())
+        ).all()
+        if not candidates:
+            return []
+        versions = {
+            (v.segment_id, v.version): v.definition
+            for v in s.scalars(select(SegmentVersion).where(SegmentVersion.segment_id.in_([c.id for c in candidates])))
+        }
+        measures = self._measure_filters()
+        windowed = {c.name for c in candidates if _reads_window(versions.get((c.id, c.current_version)), measures)}
+        frontier = list(windowed)
+        while frontier:  # readers of a windowed segment move with it
+            for r in readers(graph, frontier.pop()):
+                if r not in windowed:
+                    windowed.add(r)
+                    frontier.append(r)
+        return [
+            (c.id, c.name) for c in candidates if c.name in windowed and (c.last_refresh_at is None or c.last_refresh_at < now)
+        ]
+
+    def _measure_filters(self) -> dict[str, Any]:
+        """Each model measure's raw ``where`` (empty when the model cannot be read: only direct windows count)."""
+        from segmenta.model.schema import Model
+        from segmenta.workspace import MODEL_FILE
+
+        try:
+            model = Model.from_file(self.path / MODEL_FILE)
+        except Exception as exc:  # noqa: BLE001 - the refresh itself reports a broken model
+            log.warning("could not read the model for window measures: %s", exc)
+            return {}
+        return {name: m.where for name, m in model.measures.items()}
+
+    def _due_clause(self, seg_id: int | None = None) -> Any:
+        due = Segment.next_refresh_at <= clock.now()
+        if seg_id is not None and seg_id in self._moved:  # the clock moves its membership: due once evaluated before now
+            due = or_(due, Segment.last_refresh_at.is_(None), Segment.last_refresh_at < clock.now())
+        return and_(self._free_clause(), due)
 
     def _free_clause(self) -> Any:
         """Live, dynamic, not deleted and not leased: may be refreshed now (due or not)."""
@@ -262,7 +313,7 @@ class Worker:
     def claim(self, seg_id: int, *, due: bool = True) -> bool:
         """Take the lease on a still-due (or, ``due=False``, any free live) segment; False if another worker has it."""
         lease = {"lease_until": _wall() + self.lease, "lease_owner": self.owner}
-        clause = self._due_clause() if due else self._free_clause()
+        clause = self._due_clause(seg_id) if due else self._free_clause()
         with self.store.session() as s:
             if self.store.postgres:
                 got = s.scalar(select(Segment.id).where(Segment.id == seg_id, clause).with_for_update(skip_locked=True))
@@ -333,6 +384,24 @@ class Worker:
                     seg.status_reason, seg.next_refresh_at = str(exc).splitlines()[0][:500], None
         except Exception:  # noqa: BLE001, S110 - already reported in the pass; the status is best effort
             pass
+
+
+#: The operators whose answer depends on the clock (contract: relative windows).
+WINDOW_OPS = frozenset({"in_last", "not_in_last", "in_next"})
+
+
+def _reads_window(raw: Any, measures: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    """Whether raw definition data (or a condition of it) uses a relative window, measures' ``where`` included."""
+    if isinstance(raw, dict):
+        if raw.get("op") in WINDOW_OPS:
+            return True
+        name = raw.get("measure")
+        if isinstance(name, str) and name not in seen and _reads_window(measures.get(name), measures, seen | {name}):
+            return True
+        return any(_reads_window(v, measures, seen) for v in raw.values() if isinstance(v, (dict, list)))
+    if isinstance(raw, list):
+        return any(_reads_window(v, measures, seen) for v in raw)
+    return False
 
 
 class Scheduler:
