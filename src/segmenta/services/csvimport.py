@@ -211,32 +211,41 @@ class StagedMatches:
 
     def match(self, query: exp.Select) -> exp.Select:
         key = query.selects[0].alias_or_name
-        per_addr = (
-            exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n"))
-            .from_(query.copy().subquery("m"))
-            .group_by(exp.column("addr"))
-        )
-        arrived = self.engine.run(per_addr)
-        self.local.con.register("__segmenta_arrived", arrived)
-        try:
-            self.local.execute(
-                [
-                    exp.Create(
-                        this=_table(MATCHES),
-                        kind="TABLE",
-                        replace=True,
-                        expression=exp.select(exp.column("addr"), exp.column("n")).from_(_table("__segmenta_arrived")),
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                    )
-                ]
-            )
-        finally:
-            self.local.con.unregister("__segmenta_arrived")
+        keep_matches(self.engine, self.local, query.copy().subquery("m"))
         return exp.select(exp.column(key, quoted=True)).distinct().from_(query.subquery("m"))
 
     def close(self) -> None:
         if self.staged:
             self.engine.drop_staged(self.name)
+
+
+#: The name the counted matches have while the local DuckDB copies them into :data:`MATCHES`.
+ARRIVED = "__segmenta_matched_addresses"
+
+
+def keep_matches(engine: Engine, local: Any, matches: exp.Expr) -> None:
+    """Count ``matches`` (rows with an ``addr``) per address on ``engine``; keep them as ``MATCHES(addr, n)`` in ``local``.
+
+    How a remote engine's matching comes back for the counts, the multi-match warning and the
+    not-found file: at most one row per distinct address of the file, never the matched keys.
+    """
+    per_addr = exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n")).from_(matches).group_by(exp.column("addr"))
+    arrived = engine.run(per_addr)
+    local.con.register(ARRIVED, arrived)
+    try:
+        local.execute(
+            [
+                exp.Create(
+                    this=_table(MATCHES),
+                    kind="TABLE",
+                    replace=True,
+                    expression=exp.select(exp.column("addr"), exp.column("n")).from_(_table(ARRIVED)),
+                    properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                )
+            ]
+        )
+    finally:
+        local.con.unregister(ARRIVED)
 
 
 def _local_engine() -> Engine:

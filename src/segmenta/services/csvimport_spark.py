@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segmenta.services.csvimport import IMPORT, keep_matches
 from segmenta.services.membership_spark import SEGMENTS_DIR
 
 if TYPE_CHECKING:
@@ -25,11 +26,8 @@ if TYPE_CHECKING:
     from segmenta.engines.spark import SparkEngine
     from segmenta.services.segments import Segments
 
-IMPORT = "__segmenta_import"  # the local table csvimport loads the file into
-MATCHES = "__segmenta_matches"  # the local table of matched addresses (csvimport's counts read it)
 ADDRESSES_VIEW = "__segmenta_import_addresses"
 MATCHES_VIEW = "__segmenta_import_matches"
-ARRIVED = "__segmenta_matched_addresses"
 
 
 def _table(name: str) -> exp.Table:
@@ -72,27 +70,7 @@ class SparkMatches:
         matches = self.dir / "matches"
         self.engine.frame(self.engine.sql(query)).write.parquet(str(matches))
         self.engine.register_parquet_view(MATCHES_VIEW, lambda: str(matches))
-        per_addr = (
-            exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n"))
-            .from_(_table(MATCHES_VIEW))
-            .group_by(exp.column("addr"))
-        )
-        arrived = self.engine.run(per_addr)
-        self.local.con.register(ARRIVED, arrived)
-        try:
-            self.local.execute(
-                [
-                    exp.Create(
-                        this=_table(MATCHES),
-                        kind="TABLE",
-                        replace=True,
-                        expression=exp.select(exp.column("addr"), exp.column("n")).from_(_table(ARRIVED)),
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                    )
-                ]
-            )
-        finally:
-            self.local.con.unregister(ARRIVED)
+        keep_matches(self.engine, self.local, _table(MATCHES_VIEW))
         return exp.select(exp.column(self.key, quoted=True)).distinct().from_(_table(MATCHES_VIEW))
 
     def close(self) -> None:
