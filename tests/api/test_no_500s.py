@@ -40,6 +40,22 @@ def test_huge_offsets_and_limits_are_a_422_naming_the_bound(shared_api: Api) -> 
     assert shared_api.call("viewer", "GET", f"/api/segments/Gold/versions/{10**30}").status_code == 404
 
 
+def test_a_huge_table_rows_offset_is_a_422_naming_it(shared_api: Api) -> None:
+    answer = shared_api.call("viewer", "GET", "/api/tables/contact/rows", params={"offset": 10**30})
+    assert answer.status_code == 422, answer.text
+    assert "offset" in answer.json()["error"]["problems"][0]["where"]
+
+
+def test_a_datetime_before_year_one_in_utc_is_refused_at_its_pointer(shared_api: Api) -> None:
+    where = {"attribute": "createdon", "op": "after", "value": "0001-01-01T00:00:00+14:00"}
+    checked = shared_api.call("viewer", "POST", "/api/definitions/validate", json={"definition": _on(where)})
+    assert checked.status_code == 200 and checked.json()["ok"] is False, checked.text
+    assert checked.json()["problems"][0]["where"] == "/groups/0/where"
+    answer = shared_api.call("viewer", "POST", "/api/definitions/estimate", json={"definition": _on(where)})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["problems"][0]["where"] == "/groups/0/where"
+
+
 @pytest.mark.parametrize("count", [1, 3000], ids=["one-key", "staged-keys"])
 def test_keys_beyond_64_bits_are_a_422_naming_them(api: Api, count: int) -> None:
     keys = [10**30 + i for i in range(count)]

@@ -830,7 +830,7 @@ def parse_iso(v: Any) -> dt.date | dt.datetime | None:
             if parsed.tzinfo is not None:
                 parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
             return parsed
-    except ValueError:
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
         return None
     return None
 

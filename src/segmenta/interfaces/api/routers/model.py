@@ -106,7 +106,7 @@ def table_rows(
     ctx: Read,
     table: str,
     limit: int = Query(20, ge=0, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62),
     columns: str | None = None,
     show_pii: bool = False,
 ) -> dict[str, Any]:
