@@ -158,3 +158,13 @@ def test_one_address_matching_several_records_is_counted(life: Lifecycle) -> Non
     assert (got["found"], got["multi_matched"], got["max_matches"], got["members"]) == (3, 2, 2, 3)
     single = _import(life, write_csv(life.tmp / "s.csv", ["email"], [("cleo@example.com",)]))
     assert (single["multi_matched"], single["max_matches"]) == (0, 1)
+
+
+def test_the_plain_import_output_warns_when_one_address_matched_several_records(life: Lifecycle) -> None:
+    _list(life)
+    f = write_csv(life.tmp / "m.csv", ["email"], [("shared@example.com",), ("ann@example.com",)])
+    r = life.run("segment", "import-csv", "L", str(f))
+    assert "warning: row's address matched more than one record (up to 2 records for one address)" in r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "3 members"
+    quiet = life.run("segment", "import-csv", "L", str(write_csv(life.tmp / "one.csv", ["email"], [("cleo@example.com",)])))
+    assert "warning" not in quiet.stderr

@@ -322,6 +322,8 @@ def import_csv_cmd(
         _echo_json(result.to_json())
         return
     _say(f"read {result.read}, found {result.found}, not found {result.not_found}, duplicates {result.duplicates}")
+    for warning in result.warnings():
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     _say(f"{result.members} members")
 
 
