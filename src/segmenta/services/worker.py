@@ -262,17 +262,17 @@ class Worker:
     def _clock_moved(self, s: Any, graph: dict[str, set[str]]) -> list[tuple[int, str]]:
         """(id, name) of the free live dynamic segments that read a relative window, last evaluated before now."""
         now = clock.now()
-        candidates = s.execute(
-            select(Segment.id, Segment.name, Segment.current_version, Segment.last_refresh_at).where(self._free_clause())
-        ).all()
+        candidates = s.execute(select(Segment.id, Segment.name, Segment.last_refresh_at).where(self._free_clause())).all()
         if not candidates:
             return []
-        versions = {
-            (v.segment_id, v.version): v.definition
-            for v in s.scalars(select(SegmentVersion).where(SegmentVersion.segment_id.in_([c.id for c in candidates])))
-        }
+        in_force = s.execute(  # only the versions in force: a refresh evaluates those
+            select(SegmentVersion.segment_id, SegmentVersion.definition)
+            .join(Segment, SegmentVersion.segment_id == Segment.id)
+            .where(SegmentVersion.version == Segment.current_version, Segment.id.in_([c.id for c in candidates]))
+        ).all()
+        definitions = dict(in_force)
         measures = self._measure_filters()
-        windowed = {c.name for c in candidates if _reads_window(versions.get((c.id, c.current_version)), measures)}
+        windowed = {c.name for c in candidates if _reads_window(definitions.get(c.id), measures)}
         frontier = list(windowed)
         while frontier:  # readers of a windowed segment move with it
             for r in readers(graph, frontier.pop()):
