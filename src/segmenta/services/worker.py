@@ -251,9 +251,12 @@ class Worker:
         """
         with self.store.session() as s:
             graph = reference_graph(s)
-            rows = s.execute(select(Segment.id, Segment.name).where(self._due_clause())).all()
+            rows: list[tuple[int, str]] = [
+                (i, n) for i, n in s.execute(select(Segment.id, Segment.name).where(self._due_clause())).all()
+            ]
             moved = self._clock_moved(s, graph)
-            rows = [*rows, *((i, n) for i, n in moved if n not in {m for _, m in rows})]
+            scheduled = {n for _, n in rows}
+            rows += [(i, n) for i, n in moved if n not in scheduled]
             order = dependency_order([n for _, n in rows], graph)
         ids = {n: i for i, n in rows}
         self._moved = {i for i, _ in moved}
