@@ -18,7 +18,7 @@ implementation's business: :mod:`segmenta.membership.sql` and :mod:`segmenta.mem
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from segmenta.engines.base import Engine
 from segmenta.model.schema import ColumnType
-from segmenta.types import ENTERED, EXITED
+from segmenta.types import ENTERED, EXITED, Changes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -184,6 +184,45 @@ class MembershipBase:
         """(change, n) of a delta or of history rows."""
         source = delta.copy() if isinstance(delta, exp.Table) else delta.subquery("d")
         return exp.select(exp.column("change"), exp.Count(this=exp.Star()).as_("n")).from_(source).group_by(exp.column("change"))
+
+    # -- the writes ------------------------------------------------------------------------------
+
+    def replace(
+        self,
+        query: exp.Query,
+        *,
+        run_id: int,
+        at: dt.datetime,
+        version: int | None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> Changes:
+        """Replace the members with ``query``'s keys (an evaluation), recording who entered and exited.
+
+        ``query`` is consumed (its ORDER BY is dropped in place; pass a copy to keep it).
+        ``before_commit`` is called once everything is written and nothing committed (tests kill
+        the process there).
+        """
+        return self._write(REPLACE, query, run_id, at, version, before_commit)
+
+    def add(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
+        """Add ``keys`` (a query of one key column); those not yet members are recorded as entered."""
+        return self._write(ADD, keys, run_id, at, version, None)
+
+    def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
+        """Remove ``keys``; those that were members are recorded as exited."""
+        return self._write(REMOVE, keys, run_id, at, version, None)
+
+    def _write(  # pragma: no cover - every store commits its own way
+        self,
+        op: str,
+        keys: exp.Query,
+        run_id: int,
+        at: dt.datetime,
+        version: int | None,
+        before_commit: Callable[[], None] | None,
+    ) -> Changes:
+        """Apply the write ``op`` of ``keys`` (:meth:`delta_query`) as run ``run_id`` and commit it, all or nothing."""
+        raise NotImplementedError
 
     # -- shared reading ----------------------------------------------------------------------
 

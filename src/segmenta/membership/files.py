@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segmenta.membership.base import ADD, REMOVE, REPLACE, MembershipBase, counted, ident, key_data_type
+from segmenta.membership.base import MembershipBase, counted, ident, key_data_type
 from segmenta.types import ENTERED, EXITED, Changes, RunRecord
 
 if TYPE_CHECKING:
@@ -224,27 +224,7 @@ class FileMembership(MembershipBase):
         """No SQL to run on Spark: :meth:`ensure` writes the files (kept for the SQL surface)."""
         return []
 
-    def replace(
-        self,
-        query: exp.Query,
-        *,
-        run_id: int,
-        at: dt.datetime,
-        version: int | None,
-        before_commit: Callable[[], None] | None = None,
-    ) -> Changes:
-        """Replace the members with ``query``'s keys (evaluated once, on Spark), recording who entered and exited."""
-        return self._apply(REPLACE, query, run_id, at, version, before_commit)
-
-    def add(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
-        """Add ``keys`` (a query of one key column, run on Spark); those not yet members are recorded as entered."""
-        return self._apply(ADD, keys, run_id, at, version, None)
-
-    def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
-        """Remove ``keys`` from the members; those that were members are recorded as exited."""
-        return self._apply(REMOVE, keys, run_id, at, version, None)
-
-    def _apply(
+    def _write(
         self,
         op: str,
         keys: exp.Query,
@@ -253,7 +233,7 @@ class FileMembership(MembershipBase):
         version: int | None,
         before_commit: Callable[[], None] | None,
     ) -> Changes:
-        """Write the run's history part and the new members version, then commit both with one ``os.replace``."""
+        """Write the run's history part and the new members version (on Spark), then commit both with one ``os.replace``."""
         with self._lock():
             state = self._state() or Committed()
             members_version, part = f"m-{uuid.uuid4().hex}", f"h-{uuid.uuid4().hex}"

@@ -29,10 +29,7 @@ from sqlglot import exp
 
 from segmenta.errors import EngineError
 from segmenta.membership.base import (
-    ADD,
     HISTORY_COLUMNS,
-    REMOVE,
-    REPLACE,
     MembershipBase,
     counted,
     ident,
@@ -130,30 +127,6 @@ class SqlMembership(MembershipBase):
 
     # -- writing -------------------------------------------------------------------
 
-    def replace(
-        self,
-        query: exp.Query,
-        *,
-        run_id: int,
-        at: dt.datetime,
-        version: int | None,
-        before_commit: Callable[[], None] | None = None,
-    ) -> Changes:
-        """Replace the members with ``query``'s keys, recording who entered and exited, in one transaction.
-
-        ``query`` is consumed (its ORDER BY is dropped in place; pass a copy to keep it). Only
-        the delta (a TEMP table) is materialised, so a refresh that changes little writes little.
-        """
-        return self._write(REPLACE, query, run_id, at, version, before_commit)
-
-    def add(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
-        """Add ``keys`` (a query of one key column); those not yet members are recorded as entered."""
-        return self._write(ADD, keys, run_id, at, version, None)
-
-    def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
-        """Remove ``keys``; those that were members are recorded as exited."""
-        return self._write(REMOVE, keys, run_id, at, version, None)
-
     def _write(
         self,
         op: str,
@@ -163,6 +136,7 @@ class SqlMembership(MembershipBase):
         version: int | None,
         before_commit: Callable[[], None] | None,
     ) -> Changes:
+        """One transaction: only the delta (a TEMP table) is materialised, so a refresh that changes little writes little."""
         delta = exp.Table(this=ident(f"__segmenta_delta_{self.segment_id}"))
         temp = exp.Properties(expressions=[exp.TemporaryProperty()])
         statements: list[exp.Expr] = [
