@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.lifecycle.conftest import Lifecycle, write_csv
+from segmenta.interfaces.cli import app
+from tests.lifecycle.conftest import T0, Lifecycle, write_csv
 
 UK = {"audience": "contact", "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK"}}]}
 CLICKERS = {
@@ -139,3 +140,65 @@ def test_an_empty_change_changes_nothing(life: Lifecycle) -> None:
     header_only = write_csv(life.tmp / "none.csv", ["contactid"], [])
     assert life.json("records", "delete", "contact", str(header_only))["deleted"] == 0
     assert {n: runs(life, n) for n in SEGMENTS} == before
+
+
+def test_a_live_segment_with_a_pending_draft_follows_the_version_in_force(life: Lifecycle) -> None:
+    life.run("segment", "create", life.definition("uk", UK), "--name", "uk")
+    life.run("segment", "publish", "uk")
+    life.run("segment", "edit", "uk", life.definition("uk-draft", EXAMPLE_MAIL))  # a draft reading email, not country
+    before = runs(life, "uk")
+    out = life.json("records", "upsert", "contact", ndjson(life.tmp / "c.ndjson", [{"contactid": 2, "country": "UK"}]))
+    assert out["refreshed"] == ["uk"]  # the version in force reads country
+    assert life.members("uk") == evaluated(life, "uk") == [1, 2, 3, 5]
+    assert runs(life, "uk") == before + 1
+    out = life.json("records", "upsert", "contact", ndjson(life.tmp / "m.ndjson", [{"contactid": 2, "email": "b@x.org"}]))
+    assert out["refreshed"] == []  # only the draft reads email
+
+
+def _swap_members_table(life: Lifecycle, name: str, *, broken: bool) -> None:
+    """Replace a segment's stored members table by a view of it (a refresh cannot write it), or put it back."""
+    import segmenta
+
+    seg_id = life.json("segment", "show", name)["id"]
+    ws = segmenta.Workspace.open(life.ws)
+    try:
+        schema = ws.engine.meta_schema
+        table, kept = f'"{schema}"."members_{seg_id}"', f'"{schema}"."kept_members_{seg_id}"'
+        if broken:
+            ws.engine.run(f'ALTER TABLE {table} RENAME TO "kept_members_{seg_id}"')
+            ws.engine.run(f"CREATE VIEW {table} AS SELECT * FROM {kept}")
+        else:
+            ws.engine.run(f"DROP VIEW {table}")
+            ws.engine.run(f'ALTER TABLE {kept} RENAME TO "members_{seg_id}"')
+    finally:
+        ws.close()
+
+
+def test_a_failed_refresh_does_not_stop_the_others_and_leaves_the_segment_due_now(life: Lifecycle) -> None:
+    publish_all(life)
+    _swap_members_table(life, "mail", broken=True)
+    f = ndjson(life.tmp / "c.ndjson", [{"contactid": 2, "country": "UK", "email": "bob@other.org"}])
+    result = life.run("records", "upsert", "contact", f, "--json", code=1)
+    out = json.loads(result.stdout)
+    assert out["updated"] == 1 and set(out["refreshed"]) == {"uk", "uk-clickers"}  # after mail (name order) failed
+    assert [f["segment"] for f in out["failed"]] == ["mail"]
+    assert "segment 'mail' was not refreshed" in result.stderr and "worker --once" in result.stderr
+    assert life.members("uk") == evaluated(life, "uk") == [1, 2, 3, 5]
+    shown = life.json("segment", "show", "mail")
+    assert shown["status"] == "live"  # its old members stand until the retry
+    assert shown["next_refresh_at"] <= "2026-10-01T12:00:00"  # due now (the test clock), not a day later
+    _swap_members_table(life, "mail", broken=False)
+    assert 2 in life.members("mail")  # stale until refreshed
+    life.run("worker", "--once")
+    assert life.members("mail") == evaluated(life, "mail") and 2 not in life.members("mail")
+
+
+def test_on_spark_records_are_refused_up_front_with_exit_2(life: Lifecycle) -> None:
+    # opening a workspace on Spark starts no Spark session: the refusal comes before any engine work
+    f = ndjson(life.tmp / "c.ndjson", [{"contactid": 2, "country": "UK"}])
+    base = ["--workspace", str(life.ws), "--engine", "spark"] + (["--store", life.store] if life.store else [])
+    for verb in ("upsert", "delete"):
+        result = life.runner.invoke(app, [*base, "records", verb, "contact", f], env={"SEGMENTA_NOW": T0})
+        assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+        assert "record changes need a transactional engine (duckdb or postgres); this workspace uses spark" in result.stderr
+    assert evaluated(life, "uk") == [1, 3, 5]  # contact 2 is still not in the UK

@@ -2,7 +2,9 @@
 
 Each command checks the whole file like ``load`` (exit 2 naming the row and column, nothing
 applied), applies it in one engine transaction, and then refreshes IN FULL the live dynamic
-segments whose reads include a changed column (and their ``in_segment`` readers). The full
+segments whose reads include a changed column (and their ``in_segment`` readers); a segment
+whose refresh fails does not stop the others: it is named on stderr, made due now, and the
+command exits 1 (the change itself is applied). The full
 refresh is the temporary membership path until the membership store's partial-write API
 exists; it is not incremental yet.
 """
@@ -10,12 +12,15 @@ exists; it is not incremental yet.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from segmenta.interfaces.cli import app
 from segmenta.interfaces.cli_segments import with_segments
+
+if TYPE_CHECKING:
+    from segmenta.services import records as records_service
 
 records_app = typer.Typer(no_args_is_help=True, help="Record changes: upsert or delete records of a model table.")
 app.add_typer(records_app, name="records")
@@ -38,7 +43,7 @@ def upsert(
     from segmenta.services import records
 
     result = with_segments(lambda segs: records.upsert(segs, table, source))
-    typer.echo(json.dumps(result.to_dict()) if as_json else result.summary())
+    _report(result, as_json=as_json)
 
 
 @records_app.command("delete")
@@ -55,4 +60,17 @@ def delete(
     from segmenta.services import records
 
     result = with_segments(lambda segs: records.delete(segs, table, source))
+    _report(result, as_json=as_json)
+
+
+def _report(result: records_service.RecordsResult, *, as_json: bool) -> None:
+    """The summary; then, when a segment's refresh failed, each one on stderr and exit 1 (the change itself is applied)."""
     typer.echo(json.dumps(result.to_dict()) if as_json else result.summary())
+    if result.failed:
+        for f in result.failed:
+            typer.echo(
+                f"error: segment {f['segment']!r} was not refreshed ({f['error']}); "
+                "its members stay as they were and it is due now: `segmenta worker --once` refreshes it",
+                err=True,
+            )
+        raise typer.Exit(1)

@@ -1,11 +1,15 @@
 """Record changes in (contract 5.2): upsert and delete records of a model table, all or nothing.
 
-A file (.csv, .json array, .ndjson, or NDJSON on stdin) is checked whole with the same
-checks as ``load`` (``services.loading``): a bad row rejects the file, with its row and
-column named, and nothing is applied. The change is then applied in ONE engine
-transaction, as sqlglot trees rendered for the engine's dialect: a ``MERGE`` (update the
-columns a row gives, insert new keys) or a ``DELETE``, and the rows' ``_change_id`` s into
-a table of seen ids in the engine's own schema, so a re-sent change is skipped.
+A file (.csv, .json array, .ndjson, or NDJSON on stdin) first loses the rows whose
+``_change_id`` was applied to the table before (or earlier in the file); the rest is checked
+whole with the same checks as ``load`` (``services.loading``): a bad row rejects the file,
+with its row and column named, and nothing is applied. Several rows for one key are a
+change stream: they apply in file order (each column the value of the last row giving it).
+The change is then applied in ONE engine transaction (DuckDB or PostgreSQL; Spark is
+refused), as sqlglot trees rendered for the engine's dialect: the change ids first, into a
+table keyed by (table_name, change_id) in the engine's own schema - an id another sender
+took meanwhile is not inserted, and the rows carrying it are not applied - then a ``MERGE``
+(update the columns a row gives, insert new keys) or a ``DELETE``.
 
 Membership, for now: after the change, the live dynamic segments whose reads
 (:mod:`segmenta.compiler.reads`) include a changed column and which some audience record
@@ -20,9 +24,11 @@ API; it is not incremental. :func:`evaluate_for_keys` (restricted evaluation) an
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import sys
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +41,7 @@ from segmenta import clock
 from segmenta.compiler.affected import KEY, affected_keys, foreign_keys
 from segmenta.compiler.compile import compile_definition
 from segmenta.compiler.reads import segment_reads
-from segmenta.errors import DataError, NotFound, Problem, RejectedInput
+from segmenta.errors import DataError, NotFound, Problem, RejectedInput, SegmentaError
 from segmenta.model.schema import Table, hint
 from segmenta.model.validate import parse_definition
 from segmenta.services.loading import _convert, _read_csv_text, arrow_schema
@@ -46,11 +52,16 @@ if TYPE_CHECKING:
     from segmenta.workspace import Workspace
 
 CHANGE_ID = "_change_id"
-#: The engine table (in the engine's meta schema) of change ids already applied.
-SEEN_TABLE = "record_changes"
+#: The engine table (in the engine's meta schema) of change ids already applied, keyed by (table_name, change_id).
+SEEN_TABLE = "record_change_ids"
+#: Its name before it had a key (no table scope); its ids are moved over once.
+OLD_SEEN_TABLE = "record_changes"
 #: The trigger of the refresh runs a record change starts.
 TRIGGER = "records"
+#: The engines record changes run on: one transaction for the MERGE / DELETE and the change ids.
+TRANSACTIONAL = ("duckdb", "postgres")
 _HAS = "__has_"
+_GROUP = "__group"
 
 
 @dataclass
@@ -64,12 +75,14 @@ class RecordsResult:
     skipped: int = 0  # rows whose _change_id was applied before (or earlier in the same file)
     unknown: int = 0  # delete: keys no record has
     refreshed: list[str] = field(default_factory=list)  # live dynamic segments refreshed (in full, for now)
+    #: live dynamic segments whose refresh failed: {"segment", "error"}; each is due now (the worker retries it)
+    failed: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.table}: {self.inserted} inserted, {self.updated} updated, {self.deleted} deleted, "
             f"{self.skipped} skipped duplicates, {self.unknown} unknown keys; "
-            f"{len(self.refreshed)} segments refreshed"
+            f"{len(self.refreshed)} segments refreshed" + (f", {len(self.failed)} failed" if self.failed else "")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,16 +93,39 @@ class RecordsResult:
 
 
 @dataclass
-class _Changes:
-    rows: pa.Table  # typed, the model's types; only the table's columns
-    present: list[pa.Array]  # per non-key column of the table: whether each row gives it
+class _Raw:
+    """A change file as text cells, in file order, before typing."""
+
+    raw: pa.Table  # one string column per header column
+    header: list[str]
+    given: dict[str, list[bool]]  # per header column: whether each row gives it
     change_ids: list[str | None]
+    wheres: list[str]  # per row: how a problem names it ("data row 3 (line 4)", "row 2 (line 3)")
+    label: str  # the file as problems name it
+
+    def keep(self, rows: list[int]) -> _Raw:
+        idx = pa.array(rows, pa.int64())
+        return _Raw(
+            self.raw.take(idx),
+            self.header,
+            {h: [v[i] for i in rows] for h, v in self.given.items()},
+            [self.change_ids[i] for i in rows],
+            [self.wheres[i] for i in rows],
+            self.label,
+        )
 
 
-def read_changes(source: str | Path, name: str, table: Table, *, delete: bool = False) -> _Changes:
-    """The rows of a change file, typed and checked like ``load``; raises :class:`DataError` naming row and column."""
+@dataclass
+class _Changes:
+    rows: pa.Table  # typed, the model's types; only the table's columns; one row per key (collapsed)
+    present: list[pa.Array]  # per non-key column of the table: whether each row gives it
+    groups: list[list[str]]  # per row: the change ids of the file rows it collapses
+
+
+def read_raw(source: str | Path, table: Table, *, delete: bool = False) -> _Raw:
+    """A change file's rows as text cells, their change ids and where each row is; raises :class:`DataError`."""
     if str(source) == "-":
-        return _from_objects(_ndjson(sys.stdin.read(), "stdin"), "stdin", name, table, delete=delete)
+        return _from_objects(_ndjson(sys.stdin.read(), "stdin"), "stdin", table, delete=delete)
     path = Path(source)
     if not path.is_file():
         raise DataError([Problem(str(path), "no such file")])
@@ -104,9 +140,8 @@ def read_changes(source: str | Path, name: str, table: Table, *, delete: bool = 
         if delete:
             keep = [h for h in header if h == table.key]
             raw, header = raw.select(keep), keep
-        typed = _convert(raw, header, name, table, path, text=True)
-        present = [pa.array([c in header] * typed.num_rows, pa.bool_()) for c in table.columns if c != table.key]
-        return _Changes(typed, present, ids)
+        wheres = [f"data row {i} (line {i + 1})" for i in range(1, raw.num_rows + 1)]
+        return _Raw(raw, header, {h: [True] * raw.num_rows for h in header}, ids, wheres, path.name)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -114,7 +149,7 @@ def read_changes(source: str | Path, name: str, table: Table, *, delete: bool = 
             [Problem(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")]
         ) from None
     if suffix == ".ndjson":
-        return _from_objects(_ndjson(text, path.name), path.name, name, table, delete=delete)
+        return _from_objects(_ndjson(text, path.name), path.name, table, delete=delete)
     if suffix == ".json":
         try:
             data = json.loads(text)
@@ -122,7 +157,7 @@ def read_changes(source: str | Path, name: str, table: Table, *, delete: bool = 
             raise DataError([Problem(f"{path.name}: line {exc.lineno}", f"not valid JSON: {exc.msg}")]) from None
         if not isinstance(data, list):
             raise DataError([Problem(path.name, "a .json change file is an array of objects, one per record")])
-        return _from_objects([(i + 1, f"row {i + 1}", v) for i, v in enumerate(data)], path.name, name, table, delete=delete)
+        return _from_objects([(i + 1, f"row {i + 1}", v) for i, v in enumerate(data)], path.name, table, delete=delete)
     raise DataError([Problem(str(path), f"unknown file type {suffix!r}; records take .csv, .json (an array) or .ndjson")])
 
 
@@ -139,10 +174,7 @@ def _ndjson(text: str, label: str) -> list[tuple[int, str, Any]]:
     return out
 
 
-def _from_objects(items: list[tuple[int, str, Any]], label: str, name: str, table: Table, *, delete: bool) -> _Changes:
-    if not items:  # an empty array or stream: nothing to change
-        empty = arrow_schema(table).empty_table()
-        return _Changes(empty, [pa.array([], pa.bool_()) for c in table.columns if c != table.key], [])
+def _from_objects(items: list[tuple[int, str, Any]], label: str, table: Table, *, delete: bool) -> _Raw:
     problems: list[Problem] = []
     header: list[str] = []
     for _, where, obj in items:
@@ -170,24 +202,98 @@ def _from_objects(items: list[tuple[int, str, Any]], label: str, name: str, tabl
             columns[h].append(_as_text(value))
     if problems:
         raise DataError(problems[:20])
-    raw = pa.table({h: pa.array(v, pa.string()) for h, v in columns.items()})
-    fake = Path(label)
-    try:
-        typed = _convert(raw, header, name, table, fake, text=True)
-    except DataError as exc:
-        wheres = {i: where for i, where, _ in items}
-        raise DataError([_relocate(p, label, wheres) for p in exc.problems]) from None
-    present = [
-        pa.array(given[c] if c in given else [False] * typed.num_rows, pa.bool_()) for c in table.columns if c != table.key
-    ]
-    return _Changes(typed, present, ids)
+    raw = pa.table({h: pa.array(v, pa.string()) for h, v in columns.items()})  # no columns: loading names the missing key
+    return _Raw(raw, header, given, ids, [where for _, where, _ in items], label)
+
+
+def _typed(raw: _Raw, name: str, table: Table) -> pa.Table:
+    """``raw``'s rows typed and checked like ``load``, in file order; a key given by several rows is allowed.
+
+    ``load`` refuses a repeated key, so the rows are typed in rounds (the first row of each
+    key, then the second, ...), each round with unique keys; problems name the file's rows.
+    """
+    n = len(raw.wheres)
+    if n == 0:
+        return arrow_schema(table).empty_table()
+    if table.key in raw.header:
+        counts: dict[Any, int] = {}
+        occurrence = []
+        for k in raw.raw.column(table.key).to_pylist():
+            if k is None:
+                occurrence.append(0)
+                continue
+            k = k.strip()
+            occurrence.append(counts.get(k, 0))
+            counts[k] = occurrence[-1] + 1
+    else:
+        occurrence = [0] * n
+    rounds: list[list[int]] = [[] for _ in range(max(occurrence) + 1)]
+    for i, r in enumerate(occurrence):
+        rounds[r].append(i)
+    parts: list[pa.Table] = []
+    problems: list[Problem] = []
+    for rows in rounds:
+        sub = raw.raw.take(pa.array(rows, pa.int64())) if len(rounds) > 1 else raw.raw
+        try:
+            parts.append(_convert(sub, raw.header, name, table, Path(raw.label), text=True))
+        except DataError as exc:
+            wheres = {j + 1: raw.wheres[i] for j, i in enumerate(rows)}
+            problems.extend(_relocate(p, wheres) for p in exc.problems)
+    if problems:
+        raise DataError(problems[:20])
+    if len(parts) == 1:
+        return parts[0]
+    order = [i for rows in rounds for i in rows]  # file row of each concatenated row
+    position = [0] * n
+    for at, i in enumerate(order):
+        position[i] = at
+    return pa.concat_tables(parts).take(pa.array(position, pa.int64()))
+
+
+def _collapse(raw: _Raw, typed: pa.Table, table: Table) -> _Changes:
+    """One row per key, in the order keys first appear: each column the value of the LAST row giving it."""
+    keys = typed.column(table.key).to_pylist()
+    group_of: dict[Any, int] = {}
+    first: list[int] = []
+    groups: list[list[str]] = []
+    for i, k in enumerate(keys):
+        if k not in group_of:
+            group_of[k] = len(first)
+            first.append(i)
+            groups.append([])
+        cid = raw.change_ids[i]
+        if cid is not None:
+            groups[group_of[k]].append(cid)
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    present: list[pa.Array] = []
+    for c in table.columns:
+        if c == table.key or c not in raw.given:
+            columns[c] = typed.column(c).take(pa.array(first, pa.int64()))
+            if c != table.key:
+                present.append(pa.array([False] * len(first), pa.bool_()))
+            continue
+        last = list(first)
+        has = [False] * len(first)
+        for i, k in enumerate(keys):
+            if raw.given[c][i]:
+                g = group_of[k]
+                last[g], has[g] = i, True
+        columns[c] = typed.column(c).take(pa.array(last, pa.int64()))
+        present.append(pa.array(has, pa.bool_()))
+    return _Changes(pa.table(columns, schema=typed.schema), present, groups)
+
+
+def read_changes(source: str | Path, name: str, table: Table, *, delete: bool = False) -> _Changes:
+    """The rows of a change file, typed and checked like ``load``, one per key; raises :class:`DataError` naming row and column."""
+    raw = read_raw(source, table, delete=delete)
+    return _collapse(raw, _typed(raw, name, table), table)
 
 
 _ROW = re.compile(r"data row (\d+) \(line \d+\)")
 
 
-def _relocate(problem: Problem, label: str, wheres: dict[int, str]) -> Problem:
-    """loading's 'data row N (line N+1)' (CSV lines) as the JSON row (and NDJSON line)."""
+def _relocate(problem: Problem, wheres: dict[int, str]) -> Problem:
+    """loading's 'data row N (line N+1)' (of the rows it was given) as the file's row (and line)."""
     where = _ROW.sub(lambda m: wheres.get(int(m.group(1)), f"row {m.group(1)}"), problem.where)
     message = _ROW.sub(lambda m: wheres.get(int(m.group(1)), f"row {m.group(1)}"), problem.message)
     return Problem(where, message)
@@ -220,47 +326,90 @@ def _seen_table(ws: Workspace) -> exp.Table:
 
 
 def _ensure_seen_table(ws: Workspace) -> None:
+    """The table of applied change ids, keyed by (table_name, change_id): a key taken by one sender is refused to the next."""
     schema = exp.Create(this=exp.Table(this=_ident(ws.engine.meta_schema)), kind="SCHEMA", exists=True)
-    columns = [
-        exp.ColumnDef(this=_ident("change_id"), kind=exp.DataType.build("TEXT")),
-        exp.ColumnDef(this=_ident("table_name"), kind=exp.DataType.build("TEXT")),
+    columns: list[exp.Expr] = [
+        exp.ColumnDef(
+            this=_ident("table_name"),
+            kind=exp.DataType.build("TEXT"),
+            constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())],
+        ),
+        exp.ColumnDef(
+            this=_ident("change_id"),
+            kind=exp.DataType.build("TEXT"),
+            constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())],
+        ),
         exp.ColumnDef(this=_ident("applied_at"), kind=exp.DataType.build("TIMESTAMP")),
+        exp.ColumnDef(this=_ident("batch"), kind=exp.DataType.build("TEXT")),
+        exp.PrimaryKey(expressions=[_ident("table_name"), _ident("change_id")]),
     ]
     create = exp.Create(this=exp.Schema(this=_seen_table(ws), expressions=columns), kind="TABLE", exists=True)
-    ws.engine.execute([schema, create])
+    # On PostgreSQL two first senders would race on CREATE ... IF NOT EXISTS: one at a time
+    lock = [_lock(ws)] if ws.engine.dialect == "postgres" else []
+    statements: list[exp.Expr] = [*lock, schema, create]
+    old = exp.Table(this=_ident(OLD_SEEN_TABLE), db=_ident(ws.engine.meta_schema))
+    exists = (
+        exp.select(exp.Count(this=exp.Star()))
+        .from_(exp.Table(this=_ident("tables"), db=_ident("information_schema")))
+        .where(
+            exp.and_(
+                exp.EQ(this=_col("table_schema"), expression=exp.Literal.string(ws.engine.meta_schema)),
+                exp.EQ(this=_col("table_name"), expression=exp.Literal.string(OLD_SEEN_TABLE)),
+            )
+        )
+    )
+    ws.engine.execute([*lock, schema])
+    if int(ws.engine.column(exists)[0]):  # the table of an earlier version (no key): its ids, once each, then gone
+        copy = (
+            exp.select(_col("table_name"), _col("change_id"), exp.Min(this=_col("applied_at")), exp.Null())
+            .from_(old)
+            .where(exp.Not(this=exp.Is(this=_col("change_id"), expression=exp.Null())))
+            .group_by(_col("table_name"), _col("change_id"))
+        )
+        statements += [
+            exp.insert(copy, _seen_table(ws), columns=["table_name", "change_id", "applied_at", "batch"]),
+            exp.Drop(this=old, kind="TABLE", exists=True),
+        ]
+    ws.engine.execute(statements)
 
 
-def _keep_new_ids(ws: Workspace, ids: list[str | None]) -> tuple[list[bool], int]:
-    """Which rows to apply: those without a change id, or with one neither applied before nor earlier in the file."""
+def _seen_filter(ws: Workspace, name: str) -> exp.Select:
+    return (
+        exp.select(_col("change_id"))
+        .from_(_seen_table(ws))
+        .where(exp.EQ(this=_col("table_name"), expression=exp.Literal.string(name)))
+    )
+
+
+def _keep_new_ids(ws: Workspace, name: str, ids: list[str | None]) -> tuple[list[int], int]:
+    """The rows to apply: those without a change id, or with one neither applied to ``name`` before nor earlier in the file.
+
+    A first look, outside the transaction (so a bad row whose change was applied before does
+    not refuse a re-sent file); the transaction checks again (:func:`apply_changes`).
+    """
     wanted = sorted({i for i in ids if i is not None})
     seen: set[str] = set()
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        q = (
-            exp.select(_col("change_id"))
-            .from_(_seen_table(ws))
-            .where(exp.In(this=_col("change_id"), expressions=[exp.Literal.string(i) for i in chunk]))
-        )
+        q = _seen_filter(ws, name).where(exp.In(this=_col("change_id"), expressions=[exp.Literal.string(i) for i in chunk]))
         seen.update(ws.engine.column(q))
     keep = []
-    for i in ids:
+    for at, i in enumerate(ids):
         if i is None:
-            keep.append(True)
-        elif i in seen:
-            keep.append(False)
-        else:
-            keep.append(True)
+            keep.append(at)
+        elif i not in seen:
+            keep.append(at)
             seen.add(i)
-    return keep, keep.count(False)
+    return keep, len(ids) - len(keep)
 
 
-def _existing(ws: Workspace, name: str, key: str, staged: exp.Table) -> int:
+def _existing_keys(ws: Workspace, name: str, key: str, staged: exp.Table) -> set[Any]:
     q = (
-        exp.select(exp.Count(this=exp.Star()))
+        exp.select(_col(key))
         .from_(exp.Table(this=_ident(name)))
         .where(exp.In(this=_col(key), query=exp.select(_col(key)).from_(staged.copy()).subquery(copy=False)))
     )
-    return int(ws.engine.column(q)[0])
+    return set(ws.engine.column(q))
 
 
 @dataclass
@@ -273,27 +422,60 @@ class Applied:
 
 
 def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool) -> Applied:
-    """Check and apply one change file in one transaction."""
+    """Check and apply one change file in one transaction.
+
+    Rows whose change id was applied to ``name`` before are dropped first; the remaining rows
+    of one key are applied in file order (each column: the last row giving it). Inside the
+    transaction the file's change ids are inserted first, under the key (table_name,
+    change_id): an id another sender has taken meanwhile is not inserted, and the rows of a
+    key carrying such an id are then not applied (that sender applied them).
+    """
+    if ws.engine.dialect not in TRANSACTIONAL:  # checked before the engine starts (a Spark session is not needed)
+        raise RejectedInput(
+            [
+                Problem(
+                    "--engine",
+                    f"record changes need a transactional engine (duckdb or postgres); this workspace uses {ws.engine.dialect}",
+                )
+            ]
+        )
     if name not in ws.model.tables:
         raise NotFound([Problem(name, f"unknown table{hint(name, ws.model.tables)}; tables: {', '.join(ws.model.tables)}")])
     refused = ws.engine.read_only_reason(name)
     if refused is not None:
         raise RejectedInput([Problem(name, refused)])
     table = ws.model.table(name)
-    changes = read_changes(source, name, table, delete=delete)
-    result = RecordsResult(table=name)
+    raw = read_raw(source, table, delete=delete)
     _ensure_seen_table(ws)
-    keep, result.skipped = _keep_new_ids(ws, changes.change_ids)
-    mask = pa.array(keep, pa.bool_())
+    keep, skipped = _keep_new_ids(ws, name, raw.change_ids)
+    raw = raw.keep(keep)
+    changes = _collapse(raw, _typed(raw, name, table), table)
+    result = RecordsResult(table=name, skipped=skipped)
     non_key = [c for c in table.columns if c != table.key]
     staged_data = changes.rows.select(list(table.columns))
     for c, has in zip(non_key, changes.present, strict=True):
         staged_data = staged_data.append_column(f"{_HAS}{c}", has)
-    staged_data = staged_data.append_column(CHANGE_ID, pa.array(changes.change_ids, pa.string())).filter(mask)
+    staged_data = staged_data.append_column(_GROUP, pa.array(range(staged_data.num_rows), pa.int64()))
     if staged_data.num_rows == 0:
         return Applied(result, set(), None)
-    staged_name = f"__segmenta_records_{name}"
+    id_rows = [(cid, g) for g, ids in enumerate(changes.groups) for cid in ids]
+    batch = uuid.uuid4().hex
+    # names of this call's own: concurrent senders on PostgreSQL share the meta schema
+    staged_name, ids_name = f"__segmenta_records_{batch[:16]}", f"__segmenta_record_ids_{batch[:16]}"
     staged = ws.engine.stage(staged_name, staged_data)
+    staged_ids = (
+        ws.engine.stage(
+            ids_name,
+            pa.table(
+                {
+                    "change_id": pa.array([c for c, _ in id_rows], pa.string()),
+                    _GROUP: pa.array([g for _, g in id_rows], pa.int64()),
+                }
+            ),
+        )
+        if id_rows
+        else None
+    )
     link_columns = [table.key, *foreign_keys(ws.model, name)]
 
     def versions_now() -> pa.Table:
@@ -303,35 +485,72 @@ def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool)
 
     try:
         old = versions_now()
-        existing = _existing(ws, name, table.key, staged)
-        target = exp.Table(this=_ident(name))
+        before = _existing_keys(ws, name, table.key, staged)
         statements: list[exp.Expr] = []
-        changed: set[str] | None
+        source_rows = exp.select(*[_col(c) for c in staged_data.column_names]).from_(staged.copy())
+        if staged_ids is not None:
+            if ws.engine.dialect == "postgres":  # one record change at a time per workspace: no deadlock between id inserts
+                statements.append(_lock(ws))
+            now = exp.cast(exp.Literal.string(clock.now().isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+            ids = (
+                exp.select(exp.Literal.string(name), _col("change_id"), now, exp.Literal.string(batch))
+                .from_(staged_ids.copy())
+                .distinct()
+            )
+            insert = exp.insert(ids, _seen_table(ws), columns=["table_name", "change_id", "applied_at", "batch"])
+            insert.set("conflict", exp.OnConflict(action=exp.var("DO NOTHING")))
+            statements.append(insert)
+            # A key applies when every change id of its rows was inserted by THIS transaction.
+            ours = _seen_filter(ws, name).where(exp.EQ(this=_col("batch"), expression=exp.Literal.string(batch)))
+            lost = (
+                exp.select(_col(_GROUP))
+                .from_(staged_ids.copy())
+                .where(exp.Not(this=exp.In(this=_col("change_id"), query=ours.subquery())))
+            )
+            source_rows = source_rows.where(exp.Not(this=exp.In(this=_col(_GROUP), query=lost.subquery())))
+        target = exp.Table(this=_ident(name))
         if delete:
-            keys = exp.select(_col(table.key)).from_(staged.copy())
+            keys = exp.select(_col(table.key)).from_(source_rows.subquery("d"))
             statements.append(exp.Delete(this=target, where=exp.Where(this=exp.In(this=_col(table.key), query=keys.subquery()))))
-            result.deleted, result.unknown = existing, staged_data.num_rows - existing
-            changed = None if existing else set()
         else:
-            statements.append(_merge(name, table, staged, non_key, staged_data))
-            result.updated, result.inserted = existing, staged_data.num_rows - existing
-            given = {c for c in non_key if pc.any(staged_data.column(f"{_HAS}{c}")).as_py()}
-            changed = None if result.inserted else given
-        now = exp.cast(exp.Literal.string(clock.now().isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
-        ids = (
-            exp.select(_col(CHANGE_ID), exp.Literal.string(name), now)
-            .from_(staged.copy())
-            .where(exp.Not(this=exp.Is(this=_col(CHANGE_ID), expression=exp.Null())))
-        )
-        statements.append(exp.insert(ids, _seen_table(ws), columns=["change_id", "table_name", "applied_at"]))
+            statements.append(_merge(name, table, source_rows, non_key, staged_data))
         ws.engine.execute(statements)
         new = versions_now()
+        applied = list(range(staged_data.num_rows))
+        if staged_ids is not None:
+            won = set(
+                ws.engine.column(_seen_filter(ws, name).where(exp.EQ(this=_col("batch"), expression=exp.Literal.string(batch))))
+            )
+            applied = [g for g, ids in enumerate(changes.groups) if all(i in won for i in ids)]
+            result.skipped += sum(len(ids) for g, ids in enumerate(changes.groups) if not all(i in won for i in ids))
+        keys_applied = [changes.rows.column(table.key)[g].as_py() for g in applied]
+        existing = sum(1 for k in keys_applied if k in before)
+        changed: set[str] | None
+        if delete:
+            result.deleted, result.unknown = existing, len(keys_applied) - existing
+            changed = None if existing else set()
+        else:
+            result.updated, result.inserted = existing, len(keys_applied) - existing
+            present = dict(zip(non_key, changes.present, strict=True))
+            given = {c for c in non_key if any(present[c][g].as_py() for g in applied)}
+            changed = None if result.inserted else given
+        if not applied:
+            changed = set()
     finally:
         ws.engine.drop_staged(staged_name)
+        if staged_ids is not None:
+            ws.engine.drop_staged(ids_name)
     return Applied(result, changed, pa.concat_tables([old, new.cast(old.schema)]))
 
 
-def _merge(name: str, table: Table, staged: exp.Table, non_key: list[str], data: pa.Table) -> exp.Merge:
+def _lock(ws: Workspace) -> exp.Select:
+    """PostgreSQL: a transaction's advisory lock on this workspace's record changes (its meta schema)."""
+    digest = hashlib.sha256(f"segmenta records {ws.engine.meta_schema}".encode()).digest()
+    number = int.from_bytes(digest[:8], "big", signed=True)
+    return exp.select(exp.Anonymous(this="pg_advisory_xact_lock", expressions=[exp.Literal.number(number)]))
+
+
+def _merge(name: str, table: Table, source_rows: exp.Select, non_key: list[str], data: pa.Table) -> exp.Merge:
     """MERGE INTO table USING staged: update the columns each row gives, insert the new keys."""
     t, s = "t", "s"
     on = exp.EQ(this=_col(table.key, t), expression=_col(table.key, s))
@@ -356,10 +575,9 @@ def _merge(name: str, table: Table, staged: exp.Table, non_key: list[str], data:
             ),
         )
     )
-    source = exp.select(*[_col(c) for c in data.column_names]).from_(staged.copy()).subquery(s)
     return exp.Merge(
         this=exp.Table(this=_ident(name), alias=exp.TableAlias(this=_ident(t))),
-        using=source,
+        using=source_rows.subquery(s),
         on=on,
         whens=exp.Whens(expressions=whens),
     )
@@ -381,12 +599,13 @@ def delete(segs: Segments, table: str, source: str | Path) -> RecordsResult:
 def _change(segs: Segments, table: str, source: str | Path, *, delete: bool) -> RecordsResult:
     applied = apply_changes(segs.ws, table, source, delete=delete)
     if applied.versions is not None and (applied.changed is None or applied.changed):
-        applied.result.refreshed = refresh_touched(segs, table, applied.changed, applied.versions)
+        applied.result.refreshed, failed = refresh_touched(segs, table, applied.changed, applied.versions)
+        applied.result.failed = [{"segment": n, "error": why} for n, why in failed]
     return applied.result
 
 
 def live_dynamic(segs: Segments) -> dict[str, Definition]:
-    """The live dynamic segments, by name, with their live definitions."""
+    """The live dynamic segments, by name, with the definitions refreshes evaluate (the version in force, not a draft)."""
     from sqlalchemy import select
 
     from segmenta.services.states import Kind, Status
@@ -396,7 +615,7 @@ def live_dynamic(segs: Segments) -> dict[str, Definition]:
     with segs.store.session() as s:
         rows = s.execute(
             select(Segment.name, SegmentVersion.definition)
-            .join(SegmentVersion, (SegmentVersion.segment_id == Segment.id) & (SegmentVersion.version == Segment.live_version))
+            .join(SegmentVersion, (SegmentVersion.segment_id == Segment.id) & (SegmentVersion.version == Segment.current_version))
             .where(Segment.status == Status.LIVE, Segment.kind == Kind.DYNAMIC, Segment.deleted_at.is_(None))
         ).all()
     for seg_name, raw in rows:
@@ -404,8 +623,15 @@ def live_dynamic(segs: Segments) -> dict[str, Definition]:
     return out
 
 
-def refresh_touched(segs: Segments, table: str, changed: set[str] | None, versions: pa.Table) -> list[str]:
-    """Refresh (in full) the live dynamic segments a change of ``table`` can affect; returns their names in order.
+def refresh_touched(
+    segs: Segments, table: str, changed: set[str] | None, versions: pa.Table
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Refresh (in full) the live dynamic segments a change of ``table`` can affect; returns those refreshed, in order,
+    and those whose refresh failed, with why.
+
+    A failure is that segment's alone: the others are still refreshed, and the failed one
+    stays live with its members as they were and is due now, so the worker (or the service's
+    scheduler) refreshes it on its next pass instead of at its next cadence.
 
     A segment is refreshed when its reads include a changed column (``changed`` None: every
     column, records inserted or deleted) and some audience record reaches a changed row
@@ -420,7 +646,7 @@ def refresh_touched(segs: Segments, table: str, changed: set[str] | None, versio
     candidates = {n for n, r in reads.items() if r.touches(table, columns)}
     direct: set[str] = set()
     if candidates:
-        name = "__segmenta_changed_versions"
+        name = f"__segmenta_changed_versions_{uuid.uuid4().hex[:16]}"
         staged = segs.ws.engine.stage(name, versions)
         try:
             rows = exp.select(*[_col(c) for c in versions.column_names]).from_(staged)
@@ -441,24 +667,54 @@ def refresh_touched(segs: Segments, table: str, changed: set[str] | None, versio
             segs.ws.engine.drop_staged(name)
     moved: set[str] = set()  # refreshed with members entering or exiting
     done: list[str] = []
+    failed: list[tuple[str, str]] = []
     pending = set(live)
     while pending:
         ready = sorted(n for n in pending if reads[n].segments.isdisjoint(pending - {n}))
         for n in ready or sorted(pending):  # a cycle cannot be published; the rest in name order
             pending.discard(n)
             if n in direct or not reads[n].segments.isdisjoint(moved):
-                outcome = segs.refresh(n, trigger=TRIGGER)
+                try:
+                    outcome = _refresh(segs, n)
+                except SegmentaError as exc:
+                    failed.append((n, (str(exc).splitlines() or [type(exc).__name__])[0]))
+                    continue
                 done.append(n)
                 if outcome.entered or outcome.exited:
                     moved.add(n)
-    return done
+    if failed:
+        _due_now(segs, [n for n, _ in failed])
+    return done, failed
+
+
+def _refresh(segs: Segments, name: str) -> Any:
+    """Refresh one live segment for a record change; a failure leaves it live with its members (the run is an error)."""
+    from segmenta.services.states import Action, transition
+
+    with segs.store.session() as s:
+        seg = segs._get(s, name)
+        transition(seg.name, seg.status, Action.REFRESH)
+        seg_id = seg.id
+    return segs._evaluate(seg_id, trigger=TRIGGER, keep_status=True)
+
+
+def _due_now(segs: Segments, names: list[str]) -> None:
+    """Make ``names`` due now: the worker refreshes them on its next pass."""
+    from sqlalchemy import update
+
+    from segmenta.store.models import Segment
+
+    with segs.store.session() as s:
+        s.execute(
+            update(Segment).where(Segment.name.in_(names), Segment.deleted_at.is_(None)).values(next_refresh_at=clock.now())
+        )
 
 
 def evaluate_for_keys(ws: Workspace, definition: Definition, keys: list[Any], *, as_of: dt.datetime) -> list[Any]:
     """The members of ``definition`` among ``keys`` (ascending), reading only what those keys reach."""
     audience = ws.model.table(definition.audience)
     key_type = arrow_schema(audience).field(audience.key).type
-    name = "__segmenta_restrict_keys"
+    name = f"__segmenta_restrict_keys_{uuid.uuid4().hex[:16]}"
     staged = ws.engine.stage(name, pa.table({"k": pa.array(keys, key_type)}))
     try:
         restrict = exp.select(_col("k")).from_(staged)
