@@ -206,3 +206,25 @@ def test_two_concurrent_sends_of_one_file_apply_it_once_on_postgres(
         if other is not None:
             other.close()
         drop(ws)
+
+
+def test_change_ids_of_the_earlier_unkeyed_table_are_still_seen(
+    make_ws: WorkspaceFactory, conformance_dir: Path, tmp_path: Path
+) -> None:
+    ws = make_ws(model=conformance_dir / "model.yaml")
+    ws.load("order", conformance_dir / "data" / "order.csv")
+    meta = exp.to_identifier(ws.engine.meta_schema, quoted=True).sql(dialect=ws.engine.dialect)
+    ws.engine.run(f"CREATE SCHEMA IF NOT EXISTS {meta}")  # a workspace written by the version before the key
+    ws.engine.run(f"CREATE TABLE {meta}.record_changes (change_id TEXT, table_name TEXT, applied_at TIMESTAMP)")
+    ws.engine.run(f"INSERT INTO {meta}.record_changes VALUES ('old-1', 'order', NULL), ('old-1', 'order', NULL)")
+    f = tmp_path / "o.ndjson"
+    f.write_text(
+        json.dumps({"orderid": 900040, "contactid": 1, "amount": 1, "_change_id": "old-1"})
+        + "\n"
+        + json.dumps({"orderid": 900041, "contactid": 1, "amount": 1, "_change_id": "new-1"})
+        + "\n"
+    )
+    result = records.apply_changes(ws, "order", f, delete=False).result
+    assert (result.inserted, result.skipped) == (1, 1)
+    rows = order_rows(ws)
+    assert 900040 not in rows and 900041 in rows

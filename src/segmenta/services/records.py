@@ -364,11 +364,12 @@ def _ensure_seen_table(ws: Workspace) -> None:
             exp.select(_col("table_name"), _col("change_id"), exp.Min(this=_col("applied_at")), exp.Null())
             .from_(old)
             .where(exp.Not(this=exp.Is(this=_col("change_id"), expression=exp.Null())))
+            .where(exp.Not(this=exp.Is(this=_col("table_name"), expression=exp.Null())))
             .group_by(_col("table_name"), _col("change_id"))
         )
         statements += [
             exp.insert(copy, _seen_table(ws), columns=["table_name", "change_id", "applied_at", "batch"]),
-            exp.Drop(this=old, kind="TABLE", exists=True),
+            exp.Drop(tables=[old], kind="TABLE", exists=True),
         ]
     ws.engine.execute(statements)
 
