@@ -425,6 +425,9 @@ def test_workspace_reads_definition_limits_from_its_settings(tmp_path: Path, con
         2,
         "/groups/0/where: 6 conditions exceed the limit of 5 (setting limits.max_conditions)\n",
     )
+    r = segmenta("--workspace", str(ws_path), "segment", "create", str(seg))  # saving obeys the same settings
+    assert r.returncode == 2 and "setting limits.max_conditions" in r.stderr, r.stderr
+    assert json.loads(segmenta("--workspace", str(ws_path), "segment", "list", "--json").stdout) == []
     config.write_text(original + "limits:\n  max_depth: 0\n")
     r = segmenta("--workspace", str(ws_path), "segment", "evaluate", str(seg))
     assert (r.returncode, r.stderr) == (2, "segmenta.yaml: limits.max_depth: must be a whole number from 1 to 64, not 0\n")

@@ -311,8 +311,8 @@ class Segments(SegmentCommands):
         """(raw JSON data, validated definition) of a file path, text or mapping."""
         from segmenta.workspace import read_definition
 
-        raw = read_definition(source)
-        defn = parse_definition(raw, self.ws.model)
+        raw = read_definition(source, limits=self.ws.limits)
+        defn = parse_definition(raw, self.ws.model, limits=self.ws.limits)  # the workspace's limits: settings
         return dict(raw), defn
 
     def _same(self, stored: dict[str, Any] | None, defn: Definition) -> bool:
