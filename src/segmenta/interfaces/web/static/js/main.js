@@ -13,11 +13,14 @@ import {
   readHeaders, restoreDraft, save, segmentAction, show, unlock, upload, useVersion,
 } from "./segment.js";
 import { S, can } from "./state.js";
+import { hideTokens, showTokens, wireTokens } from "./tokens.js";
 
 function showLogin() {
   S.me = null;
   $("#whoami").textContent = "";
   $("#sign-out").hidden = true;
+  $("#nav-tokens").hidden = true;
+  hideTokens();
   show("login-view");
   $("#login-username").focus();
 }
@@ -32,11 +35,14 @@ async function start() {
   M.model = await api("GET", "/model");
   try { S.roles = await api("GET", "/auth/roles"); } catch { S.roles = null; }
   for (const id of ["nav-new", "new-segment", "new-list"]) $(`#${id}`).hidden = !can("segments.create");
+  $("#nav-tokens").hidden = !can("users.admin");
   route();
 }
 
 async function onRouteChange(r) {
   if (!S.me) return;
+  if (location.hash === "#/tokens") { await showTokens(); return; }
+  hideTokens();
   try {
     if (r.view === "new") openNew();
     else if (r.view === "segment") await openSegment(r.ref);
@@ -88,6 +94,8 @@ function wire() {
   });
   $("#nav-segments").addEventListener("click", () => go("#/segments"));
   $("#nav-new").addEventListener("click", () => go("#/new"));
+  $("#nav-tokens").addEventListener("click", () => go("#/tokens"));
+  wireTokens();
   $("#new-segment").addEventListener("click", () => go("#/new"));
   $("#new-list").addEventListener("click", async () => {
     const seg = await newList();
