@@ -176,6 +176,7 @@ def test_used_by_and_next_refresh_are_shown(pg, server) -> None:
     assert link.get_attribute("href") == f"#/segments/{ref_of(user)}"
     if "next_refresh_at" in base:
         assert pg.locator('#facts dd[data-fact="Next refresh"]').count() == 1
+    assert pg.locator('#facts dd[data-fact="Last refresh"]').count() == 1  # a published segment has been refreshed
     shot(pg, "22-used-by")
 
 

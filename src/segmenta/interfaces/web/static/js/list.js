@@ -12,7 +12,7 @@ const SORTS = {
   name: (a, b) => a.name.localeCompare(b.name),
   size: (a, b) => (b.size ?? -1) - (a.size ?? -1),
   status: (a, b) => a.status.localeCompare(b.status) || a.name.localeCompare(b.name),
-  refreshed: (a, b) => String(b.last_refreshed_at || "").localeCompare(String(a.last_refreshed_at || "")),
+  refreshed: (a, b) => String(b.last_refresh_at || "").localeCompare(String(a.last_refresh_at || "")),
 };
 
 export async function showList() {
@@ -37,7 +37,7 @@ export function renderList() {
       el("td", { text: tableLabel(seg.audience) }), el("td", { text: seg.kind }),
       el("td", {}, el("span", { class: `status ${seg.status}`, text: seg.status }),
         seg.has_draft && seg.live_version ? el("span", { class: "status draft pending", text: "draft pending" }) : null, seg.stale ? el("span", { class: "status stale", text: "stale" }) : null),
-      el("td", { class: "num", text: seg.size ?? "" }), el("td", { text: fmtTime(seg.last_refreshed_at) }),
+      el("td", { class: "num", text: seg.size ?? "" }), el("td", { text: fmtTime(seg.last_refresh_at) }),
       el("td", { text: seg.version ?? "" }),
       el("td", { class: "row-actions" },
         can("segments.rename") ? el("button", { type: "button", class: "link", text: "Rename", "aria-label": `Rename ${seg.name}`, onclick: () => rename(seg) }) : null,

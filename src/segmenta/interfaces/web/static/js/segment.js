@@ -293,7 +293,7 @@ function renderFacts(seg) {
   if (seg.next_refresh_at) facts.push(["Next refresh", fmtTime(seg.next_refresh_at)]);
   else if ("next_refresh_at" in seg && seg.kind === "dynamic") facts.push(["Next refresh", seg.status === "live" ? "not scheduled" : "only while live"]);
   if (seg.expires_at) facts.push(["Expires", fmtTime(seg.expires_at)]);
-  if (seg.last_refreshed_at) facts.push(["Last refresh", fmtTime(seg.last_refreshed_at)]);
+  if (seg.last_refresh_at) facts.push(["Last refresh", fmtTime(seg.last_refresh_at)]);
   $("#facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k }, v)]));
   $("#reactivate").hidden = seg.status !== "expired" || !can("segments.activate");
   $("#make-ready").hidden = !(seg.status === "draft" && seg.status_reason === "draft" && S.saved && S.saved.reactivating) || !can("segments.activate");
