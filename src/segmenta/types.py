@@ -56,7 +56,10 @@ class MembershipStore(Protocol):
     can always be brought back in line with the membership (:meth:`committed`).
     """
 
-    key: str
+    @property
+    def key(self) -> str:
+        """The audience's key column."""
+        ...
 
     @property
     def members(self) -> exp.Table:
