@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,3 +67,45 @@ def conformance_ws(conformance_dir: Path, tmp_path_factory: pytest.TempPathFacto
         ws.load(csv_file.stem, csv_file)
     yield ws
     ws.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_process(
+    *args: str, serve_args: tuple[str, ...] = (), env: dict[str, str] | None = None, start_timeout: float = 60
+) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    """``segmenta ARGS serve SERVE_ARGS`` on a free loopback port until the block ends: (process, base URL, output lines so far).
+
+    The caller's ``finally`` is this one's: the process is terminated and waited for when the block ends.
+    """
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "segmenta", *args, "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            assert proc.poll() is None, "".join(lines)
+            try:
+                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start:\n" + "".join(lines)
+            time.sleep(0.1)
+        yield proc, base, lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+        proc.stdout.close()  # type: ignore[union-attr]

@@ -6,11 +6,9 @@ Also the first start: the admin's password and token are printed once, and never
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,41 +18,14 @@ import pytest
 
 import segmenta
 from tests.api.conftest import GOLD
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import serve_process
 
 
 @contextmanager
 def serving(workspace: Path) -> Iterator[tuple[str, list[str]]]:
     """Run ``segmenta serve`` until the block ends; yields (base URL, the output lines so far)."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "segmenta", "--workspace", str(workspace), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "".join(lines)
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start:\n" + "".join(lines)
-            time.sleep(0.1)
+    with serve_process("--workspace", str(workspace)) as (_proc, base, lines):
         yield base, lines
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        reader.join(timeout=10)
-        proc.stdout.close()  # type: ignore[union-attr]
 
 
 def concurrent_estimates_are_right(client: httpx.Client) -> list[str]:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,52 +11,25 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import serve_process
 from tests.lifecycle.conftest import Lifecycle
 from tests.lifecycle.test_segments import UK
 
 LATER = "2026-10-02T12:00:00"  # a day after publishing: the segment is due
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(life: Lifecycle, *args: str) -> Iterator[tuple[httpx.Client, list[str]]]:
     """``segmenta serve ARGS`` on a free port with the clock at LATER; an API client with the admin's token."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "segmenta", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     env = {**life.cli_env(), "SEGMENTA_NOW": LATER}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, "".join(lines)
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start:\n" + "".join(lines)
-            time.sleep(0.1)
+    with serve_process(serve_args=args, env=env, start_timeout=90) as (proc, base, lines):
         token = re.search(r"Bearer \.\.\.\): (\S+)", "".join(lines))
         assert token is not None, "".join(lines)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token.group(1)}"}, timeout=30) as client:
             yield client, lines
-    finally:
-        proc.terminate()
-        code = proc.wait(timeout=60)
-        reader.join(timeout=10)
-        proc.stdout.close()  # type: ignore[union-attr]
     out = "".join(lines)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal as its exit status
-    assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in out and "Traceback" not in out, out
+    assert proc.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in out and "Traceback" not in out, out
 
 
 def _worker_runs(client: httpx.Client, seg_id: int) -> list[dict[str, Any]]:
