@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import segmenta.store.assignment_models  # noqa: F401  (work assignment, revision 0006)
 import segmenta.store.auth_models  # noqa: F401  (users, tokens, sessions, audit_log share the metadata)
 from segmenta.store.models import Base
 
