@@ -22,9 +22,16 @@ PRESETS: dict[str, dict[str, int | None]] = {
         "dynamic": 3_000,  # dynamic segments (expired ones do not count)
         "static": 10_000,  # static snapshots and lists
         "work_assignment": 250,  # active work-assignment segments
+        "work_assignment_conditions": 10,  # conditions in one work-assignment definition
         "journey_entry": 15,  # entry segments per journey
     },
-    "none": {"dynamic": None, "static": None, "work_assignment": None, "journey_entry": None},
+    "none": {
+        "dynamic": None,
+        "static": None,
+        "work_assignment": None,
+        "work_assignment_conditions": None,
+        "journey_entry": None,
+    },
 }
 #: The highest cap that can be set (null lifts a cap altogether).
 MAX_CAP = 10_000_000
@@ -32,6 +39,7 @@ WHAT = {
     "dynamic": "dynamic segments",
     "static": "static segments",
     "work_assignment": "active work-assignment segments",
+    "work_assignment_conditions": "conditions in one work-assignment segment",
     "journey_entry": "entry segments in one journey",
 }
 
