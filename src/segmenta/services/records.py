@@ -602,6 +602,9 @@ def _change(segs: Segments, table: str, source: str | Path, *, delete: bool) -> 
     if applied.versions is not None and (applied.changed is None or applied.changed):
         applied.result.refreshed, failed = refresh_touched(segs, table, applied.changed, applied.versions)
         applied.result.failed = [{"segment": n, "error": why} for n, why in failed]
+    from segmenta.services.assignment import on_records_changed  # work assignment routes what changed (contract 6)
+
+    on_records_changed(segs, table, applied)
     return applied.result
 
 
