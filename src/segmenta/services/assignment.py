@@ -223,10 +223,10 @@ class Assignments:
         """Each record's segment id now (``keys`` None: every record of the table that has one)."""
         q = select(AssignmentMember.key, AssignmentMember.segment_id).where(AssignmentMember.table_name == table)
         if keys is None:
-            return dict(s.execute(q).tuples().all())
+            return dict(s.execute(q).all())
         out: dict[str, int] = {}
         for start in range(0, len(keys), CHUNK):
-            out.update(s.execute(q.where(AssignmentMember.key.in_(keys[start : start + CHUNK]))).tuples().all())
+            out.update(s.execute(q.where(AssignmentMember.key.in_(keys[start : start + CHUNK]))).all())
         return out
 
     def decide(
@@ -588,9 +588,7 @@ class Assignments:
                     select(AssignmentMember.segment_id, func.count())
                     .where(AssignmentMember.table_name == table)
                     .group_by(AssignmentMember.segment_id)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             return [self._info(r, len(order), sizes.get(r.id, 0)) for r in order]
 
@@ -620,7 +618,7 @@ class Assignments:
         """Routing decisions that changed a segment, newest first (of one record when ``raw_key`` is given)."""
         self._table(table)
         with self.store.session() as s:
-            names = dict(s.execute(select(AssignmentSegment.id, AssignmentSegment.name)).tuples().all())
+            names = dict(s.execute(select(AssignmentSegment.id, AssignmentSegment.name)).all())
             q = select(AssignmentHistory).where(AssignmentHistory.table_name == table)
             if raw_key is not None:
                 q = q.where(AssignmentHistory.key == str(self.parse_key(table, raw_key)))
