@@ -8,8 +8,9 @@ carries the same id. The phases, each committed to the store before the next beg
 2. ``delivering``: committed after the message's data went to the server and *before* the
    final ``.`` that makes the server accept it. Until that dot, a server discards the
    message when the connection drops (RFC 5321 section 4.1.1.4).
-3. ``sent`` (or ``skipped``: no address; ``failed``: the server refused it for good),
-   committed together with the record's move to the next step.
+3. ``sent`` (or ``skipped``: no address; ``failed``: the server refused it for good); then
+   the record moves to the next step (a crash between the two finds the row done and only
+   moves the record).
 
 After a crash the next worker finds the row and knows where the process died:
 
@@ -27,8 +28,9 @@ A webhook POST carries the same id as ``Idempotency-Key`` and an HMAC-SHA256 sig
 the body (``X-Segmenta-Signature: sha256=<hex>``) with the secret from an environment
 variable; 2xx is sent, other 4xx failed, 5xx and connection errors are retried next pass.
 
-Test hook: ``SEGMENTA_TEST_JOURNEY_HANG=<point>:<path>`` creates ``path`` at ``point``
-(``before_smtp``, ``before_dot``, ``after_dot``) and then hangs, for a test to SIGKILL.
+Test hook: ``SEGMENTA_TEST_JOURNEY_HANG=<point>:<path>[:N]`` creates ``path`` the Nth time
+the process reaches ``point`` (``before_smtp``, ``before_dot``, ``after_dot``) and then hangs,
+for a test to SIGKILL.
 """
 
 from __future__ import annotations
@@ -63,13 +65,20 @@ def message_id(journey_id: int, key: str, run: int, step: str) -> str:
     return f"<j{journey_id}.{digest}@segmenta>"
 
 
+_reached: dict[str, int] = {}
+
+
 def hang_point(point: str) -> None:
-    """The test hook: at ``point``, create the marker file and hang until killed."""
+    """The test hook: the Nth time (``<point>:<path>[:N]``, default 1) ``point`` is reached, create the marker and hang."""
     spec = os.environ.get(HANG_ENV)
     if not spec:
         return
-    wanted, _, path = spec.partition(":")
+    wanted, _, rest = spec.partition(":")
+    path, _, nth = rest.partition(":")
     if wanted != point or not path:
+        return
+    _reached[point] = _reached.get(point, 0) + 1
+    if _reached[point] != int(nth or 1):
         return
     Path(path).write_text(str(os.getpid()), encoding="utf-8")
     while True:  # pragma: no cover - the test kills the process here
