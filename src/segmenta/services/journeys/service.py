@@ -631,7 +631,7 @@ class Journeys:
                 joined = joined_at.get(key)
                 if joined is not None and joined <= due:
                     moves[max(min(joined, now_s), arrived)].append(i)
-                elif key in members and due > now_s:
+                elif key in members and due >= now_s:  # at the timeout itself it has not passed yet
                     moves[now_s].append(i)
             for at_s, ids in moves.items():
                 self._arrive(s, spec, ids, step.yes or END, at_s, report)

@@ -96,10 +96,31 @@ class WaitUntil(_Strict):
 
 
 class Condition(_Strict):
-    """An attribute test of a branch: ``{"attribute": A, "op": OP, "value": V}``."""
+    """An attribute test of a branch, in the operators of segment conditions (contract 3.1).
+
+    ``{"attribute": A, "op": OP, "value": V}``; text compares ignoring case, and every operator
+    but ``is_empty`` is false on an empty attribute (null or ``""``), as in a segment.
+    """
 
     attribute: Name
-    op: Literal["equals", "not_equals", "gt", "gte", "lt", "lte", "in", "is_null", "is_not_null", "contains"]
+    op: Literal[
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "not_in",
+        "contains",
+        "not_contains",
+        "starts_with",
+        "ends_with",
+        "is_empty",
+        "is_not_empty",
+        "is_true",
+        "is_false",
+    ]
     value: Any = None
 
 
@@ -371,24 +392,43 @@ def render(template: str, record: dict[str, Any]) -> str:
 
 
 def branch_holds(cond: Condition, record: dict[str, Any]) -> bool:
-    """Whether one branch condition holds for a record (a null value only matches is_null)."""
+    """Whether one branch condition holds for a record (contract 3.1's meaning of the operators)."""
     v = record.get(cond.attribute)
     op, want = cond.op, cond.value
-    if op == "is_null":
-        return v is None
-    if op == "is_not_null":
-        return v is not None
-    if v is None:
+    empty = v is None or v == ""
+    if op == "is_empty":
+        return empty
+    if op == "is_not_empty":
+        return not empty
+    if empty:
         return False
+    if op == "is_true":
+        return v is True
+    if op == "is_false":
+        return v is False
+
+    def fold(x: Any) -> Any:
+        return x.casefold() if isinstance(x, str) else x
+
+    v, want = fold(v), ([fold(w) for w in want] if isinstance(want, list) else fold(want))
     try:
-        if op == "equals":
+        if op == "eq":
             return bool(v == want)
-        if op == "not_equals":
+        if op == "ne":
             return bool(v != want)
         if op == "in":
-            return v in (want or [])
-        if op == "contains":
-            return str(want).lower() in str(v).lower()
+            return v in (want if isinstance(want, list) else [want])
+        if op == "not_in":
+            return v not in (want if isinstance(want, list) else [want])
+        if op in ("contains", "not_contains", "starts_with", "ends_with"):
+            text, part = str(v), str(want)
+            found = {
+                "contains": part in text,
+                "not_contains": part not in text,
+                "starts_with": text.startswith(part),
+                "ends_with": text.endswith(part),
+            }
+            return found[op]
         if op == "gt":
             return bool(v > want)
         if op == "gte":
