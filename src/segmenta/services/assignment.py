@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -185,10 +186,10 @@ class Assignments:
         t = self.ws.model.table(self._table(table))
         kind = t.column(t.key).type
         if kind == ColumnType.INTEGER:
-            try:
-                return int(str(raw).strip())
-            except ValueError:
-                raise RejectedInput([Problem("KEY", f"{raw!r}: {table}.{t.key} is an integer key")]) from None
+            text_key = str(raw).strip()
+            if not re.fullmatch(r"-?[0-9]{1,19}", text_key) or not -(2**63) <= int(text_key) < 2**63:
+                raise RejectedInput([Problem("KEY", f"{str(raw)[:40]!r}: {table}.{t.key} is an integer key (64-bit)")])
+            return int(text_key)
         return str(raw)
 
     def _typed_key(self, table: str) -> Any:
