@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from segmenta.interfaces.cli import app
+from tests.api.conftest import api, template  # noqa: F401 - the REST tests' fixtures (test_api.py)
 from tests.conftest import need
 
 MODEL: dict[str, Any] = {
