@@ -1,8 +1,12 @@
 """The engine protocol: a handful of hooks behind shared, final behaviour.
 
-Subclasses fill in ``_execute``, ``_replace_table``, ``_tables`` and ``close``; the
-base class does the timing, logging and error wrapping (with the SQL that failed)
-once for all of them, after splink's ``DatabaseAPI``.
+Subclasses fill in ``_execute``, ``_replace_table``, ``tables``, ``close`` and the
+``open`` factory; the base class does the timing, logging and error wrapping (with the SQL
+that failed) once for all of them, after splink's ``DatabaseAPI``. What differs between
+engines beyond running SQL is a hook with a SQL default that an engine overrides only where
+it differs: ``stage`` (Arrow data as a table), ``materialise`` (a query's rows as a scratch
+table), ``drop_staged``, ``session`` (per request), ``membership_store``, ``stream``,
+``read_only_reason``, ``discard`` and ``workspace_settings``. docs/engines.md lists them.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from sqlglot import exp
 
+from segmenta.engines.sqltypes import arrow_column_type
 from segmenta.errors import EngineError, Timeout
 from segmenta.model.schema import Column, ColumnType, Table
 
@@ -33,6 +39,30 @@ class Engine(ABC):
 
     #: sqlglot dialect the engine speaks.
     dialect: str = ""
+
+    @classmethod
+    def open(cls, workspace: Path, section: Any) -> Engine:
+        """Factory (the registry in :mod:`segmenta.engines` calls it): the engine of the workspace at ``workspace``.
+
+        ``section`` is the engine's own section of ``segmenta.yaml`` (``duckdb:``, ``postgres:``, ...) as
+        written, None when absent; the engine checks it (a bad value names its key).
+        """
+        raise NotImplementedError(f"{cls.__name__} has no open() factory")
+
+    @classmethod
+    def scratch(cls) -> Engine:
+        """Factory of the local engine (``segmenta.engines.LOCAL``): a new in-memory engine for files and scratch tables."""
+        raise NotImplementedError(f"{cls.__name__} keeps no local scratch engine")
+
+    @classmethod
+    def workspace_settings(cls, workspace_config: Mapping[str, Any]) -> dict[str, Any]:
+        """Hook: the engine's section that ``init`` records for a new workspace (default: as given).
+
+        ``workspace_config`` is the whole ``segmenta.yaml`` being written; an engine that needs
+        something fixed at creation (PostgreSQL: a schema of the workspace's own) adds it here.
+        """
+        section = workspace_config.get(cls.dialect)
+        return dict(section) if isinstance(section, Mapping) else {}
 
     #: Seconds one query (:meth:`run`) may take before it is cancelled and :class:`Timeout` raised;
     #: ``limits.statement_timeout_s`` in ``segmenta.yaml`` (see :func:`configure_limits`), None for no limit.
@@ -179,12 +209,12 @@ class Engine(ABC):
         beside the data, written by :meth:`replace_table` (so it is as atomic as a load); an engine
         with a place of its own for scratch data (PostgreSQL's meta schema) overrides this.
         """
-        columns = {f.name: Column(type=_column_type(f.type)) for f in data.schema}
+        columns = {f.name: Column(type=arrow_column_type(f.type)) for f in data.schema}
         self.replace_table(name, Table(key=data.schema.names[0], columns=columns), data)
         return exp.Table(this=exp.to_identifier(name, quoted=True))
 
     def drop_staged(self, name: str) -> None:
-        """Hook: remove a table :meth:`stage` made; nothing happens when it is gone already."""
+        """Hook: remove a table :meth:`stage` or :meth:`materialise` made; nothing happens when it is gone already."""
         self.execute([exp.Drop(tables=[exp.Table(this=exp.to_identifier(name, quoted=True))], kind="TABLE", exists=True)])
 
     def discard(self) -> None:
@@ -202,6 +232,21 @@ class Engine(ABC):
         cannot interleave them); an engine that can (a connection pool) overrides this.
         """
         lock = self.__dict__.setdefault("_session_lock", threading.Lock())
+    def materialise(self, name: str, query: exp.Query) -> exp.Table:
+        """Hook: the rows of ``query`` kept in the engine as scratch table ``name`` (replacing any), to read again.
+
+        The rows never leave the engine (a CSV import's matched keys stay where the data is).
+        :meth:`drop_staged` removes it. By default ``CREATE TABLE ... AS`` in one transaction.
+        """
+        table = exp.Table(this=exp.to_identifier(name, quoted=True))
+        self.execute(
+            [
+                exp.Drop(tables=[table.copy()], kind="TABLE", exists=True),
+                exp.Create(this=table.copy(), kind="TABLE", expression=query.copy()),
+            ]
+        )
+        return table
+
         with lock:
             yield self
 
@@ -211,21 +256,6 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
-
-
-def _column_type(arrow_type: pa.DataType) -> ColumnType:
-    """The model type that stores values of ``arrow_type`` (staged data: keys, addresses, counts)."""
-    import pyarrow as pa
-
-    checks = [
-        (pa.types.is_integer, ColumnType.INTEGER),
-        (lambda t: pa.types.is_decimal(t) or pa.types.is_floating(t), ColumnType.DECIMAL),
-        (pa.types.is_boolean, ColumnType.BOOLEAN),
-        (pa.types.is_date, ColumnType.DATE),
-        (pa.types.is_timestamp, ColumnType.DATETIME),
-        (lambda t: pa.types.is_list(t) or pa.types.is_large_list(t), ColumnType.CHOICES),
-    ]
-    return next((column_type for check, column_type in checks if check(arrow_type)), ColumnType.TEXT)
 
 
 class Cancel:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,23 +24,15 @@ import duckdb
 from sqlglot import exp
 
 from segmenta.engines.base import Cancel, Engine
+from segmenta.engines.sqltypes import sql_type
 from segmenta.errors import Problem, RejectedInput, WorkspaceBusy
-from segmenta.model.schema import ColumnType, Table
+from segmenta.model.schema import Table
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-#: How each model type is stored.
-SQL_TYPES: dict[ColumnType, str] = {
-    ColumnType.TEXT: "VARCHAR",
-    ColumnType.INTEGER: "BIGINT",
-    ColumnType.DECIMAL: "DECIMAL(38, 10)",
-    ColumnType.BOOLEAN: "BOOLEAN",
-    ColumnType.DATE: "DATE",
-    ColumnType.DATETIME: "TIMESTAMP",
-    ColumnType.CHOICE: "VARCHAR",
-    ColumnType.CHOICES: "VARCHAR[]",
-}
+#: The database file in the workspace directory.
+DATA_FILE = "data.duckdb"
 
 
 #: Smallest memory limit accepted (DuckDB needs some room for any query at all).
@@ -139,7 +132,21 @@ def parse_memory(value: Any, *, where: str) -> int:
 
 
 class DuckDBEngine(Engine):
+    """The embedded engine: one database file (or memory), one connection, a cursor per request."""
+
     dialect = "duckdb"
+
+    @classmethod
+    def open(cls, workspace: Path, section: Any) -> DuckDBEngine:
+        """The workspace's database file, bounded by the ``duckdb:`` section."""
+        return cls(workspace / DATA_FILE, settings=DuckDBSettings.from_config(section))
+
+    @classmethod
+    def scratch(cls) -> DuckDBEngine:
+        """An in-memory database for local files and scratch tables, with DuckDB's own memory bound and no time limit."""
+        engine = cls(settings=DuckDBSettings(memory_bytes=max(MIN_MEMORY_BYTES * 16, physical_memory() * 4 // 5)))
+        engine.statement_timeout_s = None
+        return engine
 
     def __init__(
         self, path: str | Path | None = None, *, read_only: bool = False, settings: DuckDBSettings | None = None
@@ -192,8 +199,7 @@ class DuckDBEngine(Engine):
 
     def _replace_table(self, name: str, table: Table, data: pa.Table) -> None:
         columns = [
-            exp.ColumnDef(this=exp.to_identifier(c, quoted=True), kind=exp.DataType.build(SQL_TYPES[col.type], dialect="duckdb"))
-            for c, col in table.columns.items()
+            exp.ColumnDef(this=exp.to_identifier(c, quoted=True), kind=sql_type(col.type)) for c, col in table.columns.items()
         ]
         target = exp.Table(this=exp.to_identifier(name, quoted=True))
         create = exp.Create(this=exp.Schema(this=target, expressions=columns), kind="TABLE", replace=True)
@@ -223,6 +229,42 @@ class DuckDBEngine(Engine):
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+
+    def stage(self, name: str, data: pa.Table) -> exp.Table:
+        """``data`` readable as ``name`` on this connection, without a copy (DuckDB scans the Arrow table in place)."""
+        self.con.register(name, data)
+        return exp.Table(this=exp.to_identifier(name, quoted=True))
+
+    def materialise(self, name: str, query: exp.Query) -> exp.Table:
+        """A temporary table of this connection: no write to the database file, gone when the connection closes."""
+        table = exp.Table(this=exp.to_identifier(name, quoted=True))
+        create = exp.Create(
+            this=table.copy(),
+            kind="TABLE",
+            replace=True,
+            expression=query.copy(),
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        self.execute([create])
+        return table
+
+    def drop_staged(self, name: str) -> None:
+        self.con.unregister(name)  # a staged Arrow table (no error when there is none)
+        # TEMP: only a materialised (temporary) table, never a table of the data by the same name.
+        temp = exp.Table(
+            this=exp.to_identifier(name, quoted=True), db=exp.to_identifier("main"), catalog=exp.to_identifier("temp")
+        )
+        self.con.execute(exp.Drop(tables=[temp], kind="TABLE", exists=True).sql(dialect="duckdb"))
+
+    @contextmanager
+    def session(self) -> Iterator[Engine]:
+        """Each request its own cursor on the shared connection: reads run side by side (the service
+        serialises writes), and a statement timeout interrupts only that request's cursor."""
+        engine = _Cursor(self)
+        try:
+            yield engine
+        finally:
+            engine.close()
 
     def tables(self) -> set[str]:
         rows = self.con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
@@ -257,3 +299,17 @@ def arrow_result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     relation = con.sql(sql)
     fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
     return fetch()
+
+
+class _Cursor(DuckDBEngine):
+    """A DuckDB engine on a cursor of another's connection (same database, own transaction state)."""
+
+    def __init__(self, parent: DuckDBEngine) -> None:  # noqa: D107 - no new connection is opened
+        self.path = parent.path
+        self.settings = parent.settings  # the memory limit its errors name
+        # The workspace's limits.statement_timeout_s: a query over it is interrupted on THIS cursor
+        # (other requests' cursors run on), and the cursor is closed when the request ends either way.
+        self.statement_timeout_s = parent.statement_timeout_s
+        self.meta_schema = parent.meta_schema
+        self.con = parent.con.cursor()
+        self.con.execute("SET TimeZone = 'UTC'")

@@ -45,9 +45,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segmenta.engines.sqltypes import arrow_column_type, sql_type
 from segmenta.engines.base import Cancel, Engine
 from segmenta.errors import EngineError, Problem, RejectedInput
-from segmenta.model.schema import ColumnType, Table
+from segmenta.model.schema import Table
 
 if TYPE_CHECKING:
     import pyarrow as pa  # imported where Arrow is built: an evaluation fetches plain keys (CLI start-up)
@@ -59,18 +60,6 @@ META_SUFFIX = "_meta"
 POOL_SIZES = range(1, 65)
 #: How long a request waits for a free connection before it is an error.
 POOL_WAIT_SECONDS = 30.0
-
-#: How each model type is stored.
-SQL_TYPES: dict[ColumnType, str] = {
-    ColumnType.TEXT: "TEXT",
-    ColumnType.INTEGER: "BIGINT",
-    ColumnType.DECIMAL: "NUMERIC(38, 10)",
-    ColumnType.BOOLEAN: "BOOLEAN",
-    ColumnType.DATE: "DATE",
-    ColumnType.DATETIME: "TIMESTAMP",
-    ColumnType.CHOICE: "TEXT",
-    ColumnType.CHOICES: "TEXT[]",
-}
 
 
 @cache
@@ -281,6 +270,23 @@ class PostgresEngine(Engine):
     dialect = "postgres"
 
     def __init__(self, settings: PostgresSettings) -> None:
+    @classmethod
+    def open(cls, workspace: Path, section: Any) -> PostgresEngine:
+        """The workspace's schemas on the server of the ``postgres:`` section (or its checked :class:`PostgresSettings`)."""
+        settings = (
+            section if isinstance(section, PostgresSettings) else PostgresSettings.from_config(section, workspace=workspace)
+        )
+        return cls(settings)
+
+    @classmethod
+    def workspace_settings(cls, workspace_config: Mapping[str, Any]) -> dict[str, Any]:
+        """A schema of its own per new workspace, recorded so that moving the directory moves nothing."""
+        import uuid
+
+        section = super().workspace_settings(workspace_config)
+        section.setdefault("schema", f"segmenta_{uuid.uuid4().hex[:12]}")
+        return section
+
         self.settings = settings
         self.schema = settings.schema
         self.meta_schema = settings.meta_schema
@@ -450,10 +456,7 @@ class PostgresEngine(Engine):
         reason = self.read_only_reason(name)
         if reason is not None:
             raise RejectedInput([Problem(name, reason)])
-        columns = [
-            exp.ColumnDef(this=_ident(c), kind=exp.DataType.build(SQL_TYPES[col.type], dialect="postgres"))
-            for c, col in table.columns.items()
-        ]
+        columns = [exp.ColumnDef(this=_ident(c), kind=sql_type(col.type)) for c, col in table.columns.items()]
         target = exp.Table(this=_ident(name), db=_ident(self.schema))
         with self.connection(ping=True) as conn, conn.transaction():
             # Readers wait for the commit and then see the new rows: DROP and CREATE are transactional here.
@@ -468,10 +471,7 @@ class PostgresEngine(Engine):
     def stage(self, name: str, data: pa.Table) -> exp.Table:
         """Put ``data`` in table ``name`` of the meta schema (replacing it) and return that table, for SQL to join."""
         target = exp.Table(this=_ident(name), db=_ident(self.meta_schema))
-        columns = [
-            exp.ColumnDef(this=_ident(f.name), kind=exp.DataType.build(_sql_type(f.type), dialect="postgres"))
-            for f in data.schema
-        ]
+        columns = [exp.ColumnDef(this=_ident(f.name), kind=sql_type(arrow_column_type(f.type))) for f in data.schema]
         try:
             with self.connection(ping=True) as conn, conn.transaction():
                 conn.execute(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True).sql(dialect="postgres"))
@@ -486,7 +486,7 @@ class PostgresEngine(Engine):
         return target
 
     def drop_staged(self, name: str) -> None:
-        """Drop a table :meth:`stage` made; no error if it is gone."""
+        """Drop a table :meth:`stage` or :meth:`materialise` made; no error if it is gone."""
         target = exp.Table(this=_ident(name), db=_ident(self.meta_schema))
         self.run(exp.Drop(tables=[target], kind="TABLE", exists=True))
 
@@ -496,6 +496,17 @@ class PostgresEngine(Engine):
         yield self
 
     def tables(self) -> set[str]:
+    def materialise(self, name: str, query: exp.Query) -> exp.Table:
+        """The rows of ``query`` as table ``name`` of the meta schema (replacing it), beside the staged data."""
+        target = exp.Table(this=_ident(name), db=_ident(self.meta_schema))
+        self.execute(
+            [
+                exp.Drop(tables=[target.copy()], kind="TABLE", exists=True),
+                exp.Create(this=target.copy(), kind="TABLE", expression=query.copy()),
+            ]
+        )
+        return target
+
         names = self._owned()
         if self.settings.tables_schema:
             names |= self._tables_in(self.settings.tables_schema)
@@ -550,26 +561,6 @@ def _arrow(description: Any, rows: list[tuple[Any, ...]]) -> pa.Table:
         arrays.append(pa.array(values, type=arrow_type))
     # Duplicate column names are legal in SQL results: build from arrays, not a dict.
     return pa.Table.from_arrays(arrays, names=names)
-
-
-def _sql_type(arrow_type: pa.DataType) -> str:
-    import pyarrow as pa
-
-    if pa.types.is_integer(arrow_type):
-        return "BIGINT"
-    if pa.types.is_decimal(arrow_type):
-        return "NUMERIC(38, 10)"
-    if pa.types.is_floating(arrow_type):
-        return "DOUBLE PRECISION"
-    if pa.types.is_boolean(arrow_type):
-        return "BOOLEAN"
-    if pa.types.is_date(arrow_type):
-        return "DATE"
-    if pa.types.is_timestamp(arrow_type):
-        return "TIMESTAMP"
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        return "TEXT[]"
-    return "TEXT"
 
 
 def _copy_in(conn: Any, target: exp.Table, data: pa.Table) -> None:

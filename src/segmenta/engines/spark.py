@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlglot import exp
 
 from segmenta.engines.base import Cancel, Engine
 from segmenta.errors import EngineError, SegmentaError, UnsupportedFeature
@@ -49,6 +50,8 @@ log = logging.getLogger("segmenta.engine.spark")
 
 POINTER = "CURRENT"
 DEFAULT_TABLES_PATH = "spark-tables"
+#: Scratch data (``stage``, ``materialise``) under the tables path: beside the tables, never one of them.
+STAGED_DIR = ".staged"
 
 #: Settings every session gets: same answers as DuckDB, and quiet.
 SESSION_CONF: dict[str, str] = {
@@ -221,6 +224,12 @@ class SparkEngine(Engine):
     #: Spark takes seconds to start any job and runs big segments for minutes (docs/scaling.md).
     statement_timeout_s: float | None = 900.0
 
+    @classmethod
+    def open(cls, workspace: Path, section: Any) -> SparkEngine:
+        """The workspace's tables on the Spark of the ``spark:`` section (or its checked :class:`SparkSettings`)."""
+        settings = section if isinstance(section, SparkSettings) else SparkSettings.from_config(section)
+        return cls(workspace, settings)
+
     def __init__(self, workspace: str | Path, settings: SparkSettings | None = None) -> None:
         self.settings = settings or SparkSettings()
         root = Path(self.settings.tables_path)
@@ -284,6 +293,36 @@ class SparkEngine(Engine):
         self._parquet_views.pop(name, None)
         if self._views.pop(name, None) is not None:
             self.spark.catalog.dropTempView(name)
+
+    def stage(self, name: str, data: pa.Table) -> exp.Table:
+        """``data`` as one Parquet file under the tables path (every executor reads it), as view ``name``."""
+        from segmenta.fileio import make_private, private_dir
+
+        path = self._staged(name)
+        shutil.rmtree(path, ignore_errors=True)
+        private_dir(path)  # e.g. the addresses of an uploaded CSV: the owner's only
+        pq.write_table(data, path / "part-00000.parquet")
+        make_private(path / "part-00000.parquet")
+        self.register_parquet_view(name, lambda: str(path))
+        return exp.Table(this=exp.to_identifier(name, quoted=True))
+
+    def materialise(self, name: str, query: exp.Query) -> exp.Table:
+        """``query`` run once by Spark into Parquet under the tables path, as view ``name``: its rows stay in Spark."""
+        from segmenta.fileio import private_dir
+
+        path = self._staged(name)
+        shutil.rmtree(path, ignore_errors=True)
+        private_dir(path.parent)
+        self.frame(self.sql(query)).write.parquet(str(path))
+        self.register_parquet_view(name, lambda: str(path))
+        return exp.Table(this=exp.to_identifier(name, quoted=True))
+
+    def drop_staged(self, name: str) -> None:
+        self.forget_view(name)
+        shutil.rmtree(self._staged(name), ignore_errors=True)
+
+    def _staged(self, name: str) -> Path:
+        return self.root / STAGED_DIR / name
 
     def membership_store(self, segment_id: int, key: str, key_type: ColumnType) -> MembershipStore:
         """Parquet versions behind one commit file: Spark has no SQL transactions."""

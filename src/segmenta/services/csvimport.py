@@ -19,14 +19,19 @@ not-found file is safe to open in a spreadsheet: a cell starting with = + - @ ta
 gets a leading ' (OWASP's advice against CSV formula injection).
 Errors name the file as the user knows it (``source_name``), never a server's temp path.
 
-The file is parsed and counted by DuckDB (``read_csv``, strict); the matching runs in the data
-engine: DuckDB hash joins (2M rows in about a second), or on Spark against the audience table
-there (:mod:`segmenta.services.csvimport_spark`), the file's addresses shipped as Parquet.
+One algorithm on every engine, through the engine hooks: the file is parsed and counted by
+the local engine (an in-memory DuckDB: ``read_csv``, strict); its distinct addresses are staged
+in the data engine (``Engine.stage``), matched there against the audience once into a scratch
+table (``Engine.materialise``), and the list's membership store adds the matched keys from it;
+only one row per matched address (its record count) comes back for the counts and the
+not-found file. On DuckDB this is hash joins on the workspace's connection (2M rows in about a
+second); on PostgreSQL and Spark the matched keys never leave the server or the cluster.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 import uuid
 from collections.abc import Callable
@@ -37,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
+from segmenta.engines import local_engine
 from segmenta.errors import DataError, EngineError, Problem, RejectedInput
-from segmenta.model.schema import Column, Table
+from segmenta.model.schema import ColumnType
 
 if TYPE_CHECKING:
     from segmenta.engines.base import Engine
@@ -52,6 +58,8 @@ DELIMITERS = (",", ";", "\t")
 IMPORT = "__segmenta_import"
 MATCHES = "__segmenta_matches"
 STEPS = ("reading", "matching", "storing", "not found")
+
+log = logging.getLogger("segmenta.csvimport")
 
 
 @dataclass(frozen=True)
@@ -116,54 +124,42 @@ def import_csv(
     header = _header(path, shown, delim)
     source = _file_email_column(header, shown, column)
     engine = segs.ws.engine
-    remote = engine.dialect != "duckdb"  # the file is parsed by a local DuckDB, and its addresses shipped
-    local = _local_engine() if remote else engine  # parses and counts the file; the data engine matches
-    matcher: Any = None
+    local = local_engine()  # parses, checks and counts the file (local to the user); the data engine matches
+    scratch = f"segmenta_import_{uuid.uuid4().hex}"  # a name per import: imports may run side by side
+    staged: list[str] = []
     step(STEPS[0])
     try:
-        local.execute([_load(path, header, header.index(source), delim)])
-    except EngineError as exc:
-        if remote:
-            local.close()
-        raise DataError([Problem(shown, _csv_error(exc).replace(str(path), shown))]) from None
-    try:
-        counts = {"read": local.run(exp.select(exp.Count(this=exp.Star())).from_(_table(IMPORT))).column(0)[0].as_py()}
+        try:
+            local.execute([_load(path, header, header.index(source), delim)])
+        except EngineError as exc:
+            raise DataError([Problem(shown, _csv_error(exc).replace(str(path), shown))]) from None
+        read = local.run(exp.select(exp.Count(this=exp.Star())).from_(_table(IMPORT))).column(0)[0].as_py()
         limit = segs.config.import_max_rows
-        if counts["read"] > limit:
-            raise DataError(
-                [Problem(shown, f"has {counts['read']:,} rows; at most {limit:,} (segments.import_max_rows in segmenta.yaml)")]
-            )
+        if read > limit:
+            raise DataError([Problem(shown, f"has {read:,} rows; at most {limit:,} (segments.import_max_rows in segmenta.yaml)")])
         step(STEPS[1])
-        if remote:
-            matcher = _remote_matcher(segs, local)
-            key_q = matcher.match(match_query(segs, seg.audience, target, matcher.wanted()))
-        else:
-            engine.execute([_matches(segs, seg.audience, target)])
-            key_q = exp.select(exp.column(table.key, quoted=True)).distinct().from_(_table(MATCHES))
-        counts = local.run(_counts(with_found=True)).to_pylist()[0]
-        multi = local.run(_multi(grouped=not remote)).to_pylist()[0]
+        matches = _match(segs, engine, local, seg.audience, target, scratch, staged)
+        matched = _matched_addresses(engine, local, matches)
+        counts = local.run(_counts(matched)).to_pylist()[0]
+        multi = local.run(_multi(matched)).to_pylist()[0]
         step(STEPS[2])
+        key_q = exp.select(exp.column(table.key, quoted=True)).distinct().from_(matches.copy())
         result = segs.change_members(seg, key_q, "import")
         step(STEPS[3])
         if not_found is not None:
-            _write_not_found(local, Path(not_found), header, delim)
+            _write_not_found(local, matched, Path(not_found), header, delim)
     finally:
-        if remote:
-            if matcher is not None:
-                matcher.close()
-            local.close()
-        else:
-            engine.execute(
-                [
-                    exp.Drop(tables=[_table(MATCHES)], kind="TABLE", exists=True),
-                    exp.Drop(tables=[_table(IMPORT)], kind="TABLE", exists=True),
-                ]
-            )
+        for name in reversed(staged):
+            try:
+                engine.drop_staged(name)
+            except Exception:  # noqa: BLE001 - the import's own outcome (or error) is what the user needs
+                log.warning("could not drop the import's scratch table %s", name, exc_info=True)
+        local.close()
     found = int(counts["found"] or 0)
     return ImportResult(
-        read=int(counts["read"]),
+        read=int(read),
         found=found,
-        not_found=int(counts["read"]) - found,
+        not_found=int(read) - found,
         duplicates=int(counts["duplicates"] or 0),
         members=result.size,
         multi_matched=int(multi["rows"] or 0),
@@ -171,88 +167,35 @@ def import_csv(
     )
 
 
-def _remote_matcher(segs: Segments, local: Engine) -> Any:
-    """How a data engine other than DuckDB receives the file's addresses: Parquet files (Spark) or a staged table."""
-    if segs.ws.engine.dialect == "spark":
-        from segmenta.services.csvimport_spark import SparkMatches
+def _match(
+    segs: Segments, engine: Engine, local: Engine, audience: str, email: str, scratch: str, staged: list[str]
+) -> exp.Table:
+    """The active audience records matching the file, as a scratch table (key, addr) in the data engine.
 
-        return SparkMatches(segs, local)
-    return StagedMatches(segs, local)
-
-
-class StagedMatches:
-    """One import's matching on an engine that stages Arrow data as a table (PostgreSQL's ``stage``).
-
-    The file's distinct addresses go to the engine as one staged table; the matching runs there
-    (the same compiled query, so the same trimming, case folding and active rule); each matched
-    address comes back with how many records it matched, as ``__segmenta_matches(addr, n)`` in the
-    local DuckDB, for the counts and the not-found file. The matched keys never leave the engine.
-
-    Each import stages under a name of its own (a uuid suffix): the engine may run imports side
-    by side (PostgreSQL's pooled connections), and one fixed table would let a second import
-    replace or drop the first one's addresses while the first still matches against them.
+    The file's distinct addresses are staged in the data engine (``Engine.stage``) and the match
+    runs there, once (``Engine.materialise``): the same compiled query on every engine, so the
+    same trimming, case folding and active rule. The matched keys never leave the engine.
+    ``staged`` collects the scratch names for the caller to drop.
     """
-
-    ADDRESSES = "segmenta_import_addresses"
-
-    def __init__(self, segs: Segments, local: Engine) -> None:
-        self.engine: Any = segs.ws.engine
-        self.local: Any = local
-        self.name = f"{self.ADDRESSES}_{uuid.uuid4().hex}"
-        self.staged = False
-
-    def wanted(self) -> exp.Select:
-        addresses = (
-            exp.select(exp.column("__addr")).distinct().from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
-        )
-        table = self.engine.stage(self.name, self.local.run(addresses))
-        self.staged = True
-        return exp.select(exp.column("__addr")).from_(table)
-
-    def match(self, query: exp.Select) -> exp.Select:
-        key = query.selects[0].alias_or_name
-        keep_matches(self.engine, self.local, query.copy().subquery("m"))
-        return exp.select(exp.column(key, quoted=True)).distinct().from_(query.subquery("m"))
-
-    def close(self) -> None:
-        if self.staged:
-            self.engine.drop_staged(self.name)
+    addresses = (
+        exp.select(exp.column("__addr")).distinct().from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
+    )
+    staged.append(f"{scratch}_addresses")
+    wanted = engine.stage(staged[-1], local.run(addresses))
+    staged.append(f"{scratch}_matches")
+    return engine.materialise(staged[-1], match_query(segs, audience, email, exp.select(exp.column("__addr")).from_(wanted)))
 
 
-#: The name the counted matches have while the local DuckDB copies them into :data:`MATCHES`.
-ARRIVED = "__segmenta_matched_addresses"
+def _matched_addresses(engine: Engine, local: Engine, matches: exp.Table) -> exp.Table:
+    """Each matched address with how many records it matched, as ``MATCHES(addr, n)`` in the local engine.
 
-
-def keep_matches(engine: Engine, local: Any, matches: exp.Expr) -> None:
-    """Count ``matches`` (rows with an ``addr``) per address on ``engine``; keep them as ``MATCHES(addr, n)`` in ``local``.
-
-    How a remote engine's matching comes back for the counts, the multi-match warning and the
+    What comes back from the data engine for the counts, the multi-match warning and the
     not-found file: at most one row per distinct address of the file, never the matched keys.
     """
-    per_addr = exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n")).from_(matches).group_by(exp.column("addr"))
-    arrived = engine.run(per_addr)
-    local.con.register(ARRIVED, arrived)
-    try:
-        local.execute(
-            [
-                exp.Create(
-                    this=_table(MATCHES),
-                    kind="TABLE",
-                    replace=True,
-                    expression=exp.select(exp.column("addr"), exp.column("n")).from_(_table(ARRIVED)),
-                    properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                )
-            ]
-        )
-    finally:
-        local.con.unregister(ARRIVED)
-
-
-def _local_engine() -> Engine:
-    """An in-memory DuckDB that parses, checks and counts the uploaded file (local to the user)."""
-    from segmenta.engines.duckdb import DuckDBEngine
-
-    return DuckDBEngine()
+    per_addr = (
+        exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n")).from_(matches.copy()).group_by(exp.column("addr"))
+    )
+    return local.stage(MATCHES, engine.run(per_addr))
 
 
 def _email_column(columns: list[str], where: str, problem: str) -> str:
@@ -373,18 +316,6 @@ def _load(path: Path, header: list[str], email_index: int, delimiter: str = ",")
     )
 
 
-def _matches(segs: Segments, audience: str, email: str) -> exp.Create:
-    """CREATE TEMP TABLE matches AS the active audience records whose trimmed, lower-cased email is in the file."""
-    wanted = exp.select("__addr").from_(_table(IMPORT)).where(exp.column("__addr").is_(exp.null()).not_())
-    return exp.Create(
-        this=_table(MATCHES),
-        kind="TABLE",
-        replace=True,
-        expression=match_query(segs, audience, email, wanted),
-        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-    )
-
-
 def match_query(segs: Segments, audience: str, email: str, wanted: exp.Query) -> exp.Select:
     """``SELECT key, addr`` of the active audience records whose trimmed, lower-cased email is among ``wanted``'s."""
     from segmenta import clock
@@ -415,7 +346,7 @@ def normalised_email(column: exp.Expr) -> exp.Expr:
     return exp.Trim(this=exp.Lower(this=column))
 
 
-def _counts(*, with_found: bool = False) -> exp.Select:
+def _counts(matched: exp.Table) -> exp.Select:
     """read, found and duplicates in one pass over the file's addresses grouped once.
 
     found = rows whose address matched (the sum of the matched groups' sizes);
@@ -430,27 +361,20 @@ def _counts(*, with_found: bool = False) -> exp.Select:
     )
     n = exp.column("n")
     read = exp.select(exp.Count(this=exp.Star())).from_(_table(IMPORT)).subquery().as_("read")
-    found: exp.Expr = exp.null()
-    if with_found:
-        matched = exp.select("addr").from_(_table(MATCHES))
-        found = exp.Filter(
-            this=exp.Sum(this=n.copy()), expression=exp.Where(this=exp.In(this=addr.copy(), query=matched.subquery()))
-        )
+    found = exp.Filter(
+        this=exp.Sum(this=n.copy()),
+        expression=exp.Where(this=exp.In(this=addr.copy(), query=exp.select("addr").from_(matched.copy()).subquery())),
+    )
     dups = exp.Sum(this=exp.Sub(this=n.copy(), expression=exp.Literal.number(1))).as_("duplicates")
     return exp.select(read, found.as_("found"), dups).from_(groups.subquery("g"))
 
 
-def _multi(*, grouped: bool) -> exp.Select:
+def _multi(matched: exp.Table) -> exp.Select:
     """rows (file rows whose address matched more than one record) and most (records one address matched).
 
-    ``grouped``: the matches table holds one row per matched record (key, addr), as on DuckDB;
-    otherwise one row per address with its count ``n`` (what Spark sends back).
+    ``matched`` holds one row per matched address with its count ``n`` (:func:`_matched_addresses`).
     """
-    per_addr = (
-        exp.select(exp.column("addr"), exp.Count(this=exp.Star()).as_("n")).from_(_table(MATCHES)).group_by(exp.column("addr"))
-        if grouped
-        else exp.select(exp.column("addr"), exp.column("n")).from_(_table(MATCHES))
-    )
+    per_addr = exp.select(exp.column("addr"), exp.column("n")).from_(matched.copy())
     rows = (
         exp.select(exp.Count(this=exp.Star()))
         .from_(_table(IMPORT))
@@ -465,10 +389,10 @@ def _multi(*, grouped: bool) -> exp.Select:
     return exp.select(rows.subquery().as_("rows"), most.subquery().as_("most"))
 
 
-def _write_not_found(engine: Engine, target: Path, header: list[str], delimiter: str = ",") -> None:
+def _write_not_found(engine: Engine, matched_addresses: exp.Table, target: Path, header: list[str], delimiter: str = ",") -> None:
     """The rows not found, in file order, under the file's own header row, with the file's own delimiter."""
     cols = [formula_safe_sql(exp.column(f"c{i}")).as_(f"c{i}") for i in range(len(header))]
-    matched = exp.select("addr").from_(_table(MATCHES))
+    matched = exp.select("addr").from_(matched_addresses.copy())
     addr = exp.column("__addr")
     rows = (
         exp.select(*cols)
@@ -525,16 +449,16 @@ def as_json(result: ImportResult) -> dict[str, Any]:
 
 #: Up to this many keys, add/remove go straight to the lifecycle (a VALUES list); beyond, they are staged.
 KEY_BATCH = 2_000
-KEYS = "__segmenta_keys"
+KEYS = "segmenta_keys"
 
 
 def change_keys(segs: Segments, name: str, raw_keys: list[str], action: str) -> RefreshResult:
     """``segment add``/``remove`` of many keys at once, in bounded memory: one run, one membership change.
 
     Every key is checked first (a bad one rejects the whole call, nothing changed). Beyond
-    ``KEY_BATCH`` keys, they are staged as one Arrow column in a scratch table (no SQL literal
-    per key: a 100,000-key VALUES tree costs hundreds of MB and tens of seconds) and the list
-    changes once from it, as an import does. Other engines (Spark, PostgreSQL) take them as the lifecycle does.
+    ``KEY_BATCH`` keys, they are staged as one Arrow column (``Engine.stage``: no SQL literal per
+    key, since a 100,000-key VALUES tree costs hundreds of MB and tens of seconds) and the list
+    changes once from it, as an import does, on every engine.
     """
     seg = segs._detached(name)
     segs._require_list(seg, action)
@@ -549,15 +473,14 @@ def change_keys(segs: Segments, name: str, raw_keys: list[str], action: str) -> 
             ]
         )
     engine = segs.ws.engine
-    if engine.dialect != "duckdb" or len(keys) <= KEY_BATCH:
+    if len(keys) <= KEY_BATCH:
         return segs.add(seg.name, raw_keys) if action == "add" else segs.remove(seg.name, raw_keys)
     column = table.column(table.key)
-    arrow_type = pa.int64() if column.type.value == "integer" else pa.string()
-    data = pa.table({table.key: pa.array(keys, arrow_type)})
-    engine.replace_table(KEYS, Table(key=table.key, columns={table.key: Column(type=column.type)}), data)
-    del data
+    arrow_type = pa.int64() if column.type is ColumnType.INTEGER else pa.string()
+    name = f"{KEYS}_{uuid.uuid4().hex}"  # a name per call: calls may run side by side
+    staged = engine.stage(name, pa.table({table.key: pa.array(keys, arrow_type)}))
     try:
-        staged = exp.select(exp.column(table.key, quoted=True)).distinct().from_(_table(KEYS))
-        return segs.change_members(seg, staged, "remove" if action == "remove" else "add")
+        query = exp.select(exp.column(table.key, quoted=True)).distinct().from_(staged)
+        return segs.change_members(seg, query, "remove" if action == "remove" else "add")
     finally:
-        engine.execute([exp.Drop(tables=[_table(KEYS)], kind="TABLE", exists=True)])
+        engine.drop_staged(name)

@@ -1,9 +1,10 @@
 """Read a CSV or Parquet file into a typed Arrow table that fits the model, or reject it whole.
 
-The conversion runs in a private in-memory DuckDB over the file's text (CSV) or
-columns (Parquet), so that every engine stores exactly the same values. Nothing is
-stored here: the caller hands the result to an engine, which replaces the table in
-one transaction.
+The conversion runs in the local engine (``segmenta.engines.local_engine``: a private
+in-memory DuckDB) over the file's text (CSV) or columns (Parquet), so that every engine
+stores exactly the same values. The conversion templates are written in that engine's SQL.
+Nothing is stored here: the caller hands the result to the data engine, which replaces the
+table in one transaction.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from segmenta.engines.duckdb import SQL_TYPES, arrow_result
+from segmenta.engines import local_engine
+from segmenta.engines.base import Engine
+from segmenta.engines.sqltypes import sql_type
 from segmenta.errors import DataError, Problem
 from segmenta.model.schema import Column, ColumnType, Table, hint
 
@@ -124,20 +126,28 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
     if problems:
         raise DataError(problems)
 
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    local = local_engine()
+    try:
+        return _checked(local, raw, header, name, table, path, text=text)
+    finally:
+        local.close()
+
+
+def _checked(local: Engine, raw: pa.Table, header: list[str], name: str, table: Table, path: Path, *, text: bool) -> pa.Table:
+    """The typed rows of ``raw``, converted and checked in ``local``; raises :class:`DataError` listing bad rows."""
+    problems: list[Problem] = []
     # Row numbers: the Arrow table keeps file order.
     raw = raw.append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
-    con.register("raw", raw)
+    raw_table = local.stage("raw", raw)
     selects: list[exp.Expr] = []
     for cname, col in table.columns.items():
         if cname in header:
             conv = _conversion(cname, col, raw.schema.field(cname).type, text=text, path=path)
         else:
-            conv = exp.cast(exp.Null(), exp.DataType.build(SQL_TYPES[col.type], dialect="duckdb"))
+            conv = exp.cast(exp.Null(), sql_type(col.type))
         selects.append(exp.alias_(conv, cname, quoted=True))
-    typed_query = exp.select(*selects, exp.column("__row")).from_("raw")
-    con.execute(exp.Create(this=exp.to_identifier("typed"), kind="VIEW", expression=typed_query).sql(dialect="duckdb"))
+    typed_query = exp.select(*selects, exp.column("__row")).from_(raw_table)
+    local.execute([exp.Create(this=exp.to_identifier("typed"), kind="VIEW", expression=typed_query)])
 
     for cname, col in table.columns.items():
         if cname not in header:
@@ -158,13 +168,13 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
             .order_by("t.__row")
             .limit(3)
         )
-        for row, value in con.execute(bad.sql(dialect="duckdb")).fetchall():
+        for row, value in _rows(local, bad):
             problems.append(
                 Problem(_where(path, row, text), f"column {cname!r}: {_show(value)} is not {_expected(col, text=text)}")
             )
     key = exp.column(table.key, quoted=True)
     nulls = exp.select(exp.column("__row")).from_("typed").where(key.is_(exp.Null())).order_by("__row").limit(3)
-    for (row,) in con.execute(nulls.sql(dialect="duckdb")).fetchall():
+    for (row,) in _rows(local, nulls):
         if not any(p.where == _where(path, row, text) for p in problems):
             problems.append(Problem(_where(path, row, text), f"column {table.key!r}: the key is empty; every record needs a key"))
     dupes = sqlglot.parse_one(
@@ -172,7 +182,7 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
         dialect="duckdb",
     )
     dupes = exp.replace_placeholders(dupes, key=key)
-    for k, first, second in con.execute(dupes.sql(dialect="duckdb")).fetchall():
+    for k, first, second in _rows(local, dupes):
         problems.append(
             Problem(
                 _where(path, second, text),
@@ -180,22 +190,26 @@ def _convert(raw: pa.Table, header: list[str], name: str, table: Table, path: Pa
             )
         )
     if problems:
-        con.close()
         raise DataError(problems[:MAX_PROBLEMS])
-    out = arrow_result(con, "SELECT * EXCLUDE (__row) FROM typed ORDER BY __row")
-    con.close()
-    return out
+    rows = exp.select(exp.Star(except_=[exp.column("__row")])).from_("typed").order_by("__row")
+    return local.run(rows)
+
+
+def _rows(engine: Engine, query: exp.Expr) -> list[tuple[Any, ...]]:
+    """A small result (the first bad rows) as tuples."""
+    result = engine.run(query)
+    return list(zip(*(c.to_pylist() for c in result.columns), strict=True))
 
 
 def _conversion(cname: str, col: Column, source: pa.DataType, *, text: bool, path: Path) -> exp.Expr:
     v = exp.column(cname, quoted=True)
     choices = exp.Array(expressions=[exp.Literal.string(c) for c in (col.choices or ())])
     template = _TEXT_CONVERSIONS[col.type] if text else _parquet_conversion(cname, col, source, path)
-    tree = sqlglot.parse_one(template, dialect="duckdb")
+    tree = sqlglot.parse_one(template, dialect="duckdb") if isinstance(template, str) else template
     return exp.replace_placeholders(tree, v=v, choices=choices)
 
 
-def _parquet_conversion(cname: str, col: Column, source: pa.DataType, path: Path) -> str:
+def _parquet_conversion(cname: str, col: Column, source: pa.DataType, path: Path) -> str | exp.Expr:
     t = col.type
     ok = {
         ColumnType.TEXT: pa.types.is_string(source) or pa.types.is_large_string(source),
@@ -219,7 +233,7 @@ def _parquet_conversion(cname: str, col: Column, source: pa.DataType, path: Path
         return "CASE WHEN :v = '' THEN NULL WHEN list_contains(:choices, :v) THEN :v ELSE NULL END"
     if t is ColumnType.CHOICES:
         return "CASE WHEN len(list_filter(:v, x -> x IS NULL OR NOT list_contains(:choices, x))) = 0 THEN :v END"
-    return f"CAST(:v AS {SQL_TYPES[t]})"
+    return exp.cast(exp.Placeholder(this="v"), sql_type(t))
 
 
 def _where(path: Path, row: int, text: bool, *, bare: bool = False) -> str:

@@ -1,10 +1,11 @@
 """The service's long-lived state: one workspace, one store, and how requests share them.
 
-DuckDB is embedded and single-process: the service holds the database open once and gives
-each request its own cursor (``connection.cursor()``), so reads (estimates on every edit in
-the builder) run side by side. Writes (publish, refresh, import, ...) are serialised by one
-lock, which keeps DuckDB's optimistic transactions from conflicting with each other. An
-engine without cursors (Spark) is used by one request at a time.
+Each request works on the engine's own per-request session (``Engine.session``): DuckDB,
+embedded and single-process, gives each request its own cursor of the one connection, so
+reads (estimates on every edit in the builder) run side by side; PostgreSQL's pool does the
+same; an engine that cannot interleave requests (Spark) serves one at a time. Writes
+(publish, refresh, import, ...) are serialised by one lock, which keeps DuckDB's optimistic
+transactions from conflicting with each other.
 """
 
 from __future__ import annotations
@@ -14,35 +15,19 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from segmenta.engines.base import Engine
-from segmenta.engines.duckdb import DuckDBEngine
 from segmenta.errors import NotFound, PermissionDenied, Problem
 from segmenta.interfaces.api.pii import visible_model
 from segmenta.model.schema import Model
 from segmenta.model.validate import DefinitionLimits
 from segmenta.services.lifecycle_base import open_workspace
 from segmenta.services.segments import Segments
+from segmenta.services.stores import open_store
 from segmenta.services.users import UserInfo, Users
-from segmenta.store.database import Store, resolve_url
 from segmenta.workspace import Workspace
-
-
-class CursorEngine(DuckDBEngine):
-    """A DuckDB engine on a cursor of the service's connection (same database, own transaction state)."""
-
-    def __init__(self, parent: DuckDBEngine) -> None:  # noqa: D107 - no new connection is opened
-        self.path = parent.path
-        self.settings = parent.settings  # the memory limit its errors name
-        # The workspace's limits.statement_timeout_s: a query over it is interrupted on THIS cursor
-        # (other requests' cursors run on), and the cursor is closed when the request ends either way.
-        self.statement_timeout_s = parent.statement_timeout_s
-        self.con = parent.con.cursor()
-        self.con.execute("SET TimeZone = 'UTC'")
 
 
 @dataclass(frozen=True)
@@ -59,14 +44,13 @@ class Service:
     def __init__(self, workspace: str | Path, *, store_url: str | None = None) -> None:
         self.ws = open_workspace(workspace)
         try:
-            self.store = Store(resolve_url(self.ws.path, self.ws.config, store_url))
+            self.store = open_store(self.ws.path, self.ws.config, store_url)
         except BaseException:
             self.ws.close()
             raise
         self.store_url = store_url
         self.users = Users(self.store)
         self.write_lock = threading.Lock()
-        self._shared_engine_lock = None if isinstance(self.ws.engine, DuckDBEngine) else threading.Lock()
         self.model: Model = self.ws.model
         self.restricted_model: Model = visible_model(self.ws.model)
         try:
@@ -84,20 +68,9 @@ class Service:
 
     @contextmanager
     def workspace(self) -> Iterator[Workspace]:
-        """A workspace view on the service's data with an engine of its own for this request."""
-        engine: Engine
-        if self._shared_engine_lock is None:
-            assert isinstance(self.ws.engine, DuckDBEngine)
-            engine = CursorEngine(self.ws.engine)
-            guard: Any = nullcontext()
-        else:  # the engine's own per-request session: serialised (Spark) or pooled (PostgreSQL)
-            engine, guard = self.ws.engine, self.ws.engine.session()
-        with guard:
-            try:
-                yield Workspace(self.ws.path, self.ws.model, engine, self.ws.config)
-            finally:
-                if engine is not self.ws.engine:
-                    engine.close()
+        """A workspace view on the service's data with the engine's session for this request (closed after it)."""
+        with self.ws.engine.session() as engine:
+            yield Workspace(self.ws.path, self.ws.model, engine, self.ws.config)
 
     @contextmanager
     def segments(self) -> Iterator[Segments]:

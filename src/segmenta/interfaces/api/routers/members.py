@@ -21,7 +21,6 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
-from segmenta.engines.base import Engine
 from segmenta.errors import PermissionDenied, Problem, RejectedInput
 from segmenta.interfaces.api.auth import ChangeMembers, Ctx, Import, Read
 from segmenta.interfaces.api.errors import RESPONSES
@@ -30,7 +29,7 @@ from segmenta.interfaces.api.routers.segments import resolve
 from segmenta.interfaces.api.runtime import Service
 from segmenta.interfaces.api.views import choose_columns, csv_cell, key_literal, split_columns
 from segmenta.services.csvimport import EMAIL_NAMES, change_keys, import_csv
-from segmenta.workspace import PII_MASK
+from segmenta.workspace import PII_MASK, Workspace
 
 router = APIRouter(prefix="/api", tags=["members"], responses=RESPONSES)
 
@@ -94,14 +93,14 @@ class Listing:
             q = q.offset(offset)
         return q.limit(limit) if limit is not None else q
 
-    def fetch(self, engine: Engine, keys_q: exp.Select) -> tuple[list[Any], list[dict[str, Any]] | None]:
+    def fetch(self, ws: Workspace, keys_q: exp.Select) -> tuple[list[Any], list[dict[str, Any]] | None]:
         """(raw keys, rows masked as they may be shown or None for keys only) of the members ``keys_q`` selects.
 
         The keys come from the membership, so a page or an export batch is never short: a member
         whose record has gone from the audience table since (a static list keeps its keys) is a
         row with its key and empty cells, and the export's cursor moves on from the membership.
         """
-        keys = engine.run(keys_q).column(0).to_pylist()
+        keys = ws.engine.run(keys_q).column(0).to_pylist()
         if self.columns is None or not keys:
             return keys, None if self.columns is None else []
         alias = "a"
@@ -113,7 +112,7 @@ class Listing:
         low, high = key_literal(keys[0]), key_literal(keys[-1])  # keys ascend: the membership between is the batch
         batch = exp.select(key).from_(self.members.copy()).where(exp.Between(this=key.copy(), low=low, high=high))
         rows_q = rows_q.where(exp.In(this=exp.column(self.key, table=alias, quoted=True), query=batch.subquery()))
-        by_key = {r[self.key]: r for r in engine.run(rows_q).to_pylist()}
+        by_key = {r[self.key]: r for r in ws.engine.run(rows_q).to_pylist()}
         rows = [by_key.get(k) or {**dict.fromkeys(self.columns), self.key: k} for k in keys]
         for row in rows:
             for c in self.masked:
@@ -154,7 +153,7 @@ def _page(ctx: Ctx, name: str, offset: int, limit: int, columns: list[str] | Non
         answer.update(columns=found.columns, rows=[])
     if found.members is None:
         return answer
-    keys, rows = found.fetch(ctx.ws.engine, found.keys_query(offset=offset, limit=limit))
+    keys, rows = found.fetch(ctx.ws, found.keys_query(offset=offset, limit=limit))
     answer["keys"] = found.shown_keys(keys)
     if rows is not None:
         answer["rows"] = rows
@@ -185,7 +184,7 @@ def _csv_batches(service: Service, found: Listing) -> Iterator[str]:
     with service.workspace() as ws:
         after: Any = None
         while True:
-            keys, rows = found.fetch(ws.engine, found.keys_query(after=after, limit=EXPORT_BATCH))
+            keys, rows = found.fetch(ws, found.keys_query(after=after, limit=EXPORT_BATCH))
             if not keys:
                 return
             after = keys[-1]

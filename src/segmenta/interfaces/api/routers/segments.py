@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
 
 from segmenta.errors import Conflict, NotFound, Problem, RejectedInput
 from segmenta.interfaces.api.auth import (
@@ -34,7 +33,7 @@ from segmenta.interfaces.api.errors import RESPONSES
 from segmenta.interfaces.api.pii import redact_definition
 from segmenta.model.validate import parse_definition
 from segmenta.services.segments import NAME_MAX, clean_name
-from segmenta.store.models import Segment
+from segmenta.services.stores import segment_ids
 
 router = APIRouter(prefix="/api/segments", tags=["segments"], responses=RESPONSES)
 
@@ -102,8 +101,7 @@ def check_name(name: str, where: str) -> str:
 
 
 def _ids(ctx: Ctx, names: list[str]) -> dict[str, int]:
-    with ctx.service.store.session() as s:
-        return {n: i for n, i in s.execute(select(Segment.name, Segment.id).where(Segment.name.in_(names)))}
+    return segment_ids(ctx.service.store, names)
 
 
 def segment_json(ctx: Ctx, seg: dict[str, Any], *, ids: dict[str, int] | None = None) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from pydantic.json_schema import JsonDict
 
 from segmenta.interfaces.api.auth import SIGNED_IN, AuditRead, UsersAdmin, UsersRead, error_responses
 from segmenta.services import audit
+from segmenta.services.stores import ROLES
 from segmenta.services.users import MAX_NAME, MAX_PASSWORD, MAX_TOKEN_DAYS, MIN_PASSWORD, USERNAME_PATTERN
-from segmenta.store.auth_models import ROLES
 
 router = APIRouter(prefix="/api", tags=["users"])
 
