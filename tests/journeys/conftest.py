@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from segmenta.interfaces.cli import app
 from tests.conftest import free_port
+from tests.lifecycle.conftest import pg_schema_url  # noqa: F401 - a fixture: the PostgreSQL store variant
 
 MODEL = {
     "tables": {
@@ -178,10 +179,14 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture()
-def jws(journey_template: Path, tmp_path: Path, smtp: tuple[str, Sink]) -> JourneyWs:
+def jws(
+    journey_template: Path, tmp_path: Path, smtp: tuple[str, Sink], store_kind: str, request: pytest.FixtureRequest
+) -> JourneyWs:
+    """A private copy of the small workspace; its store is SQLite, or PostgreSQL where a test asks (``store_kind``)."""
     ws = tmp_path / "ws"
     shutil.copytree(journey_template, ws)
-    return JourneyWs(ws=ws, store=None, tmp=tmp_path, smtp_url=smtp[0])
+    store = request.getfixturevalue("pg_schema_url") if store_kind == "postgres" else None
+    return JourneyWs(ws=ws, store=store, tmp=tmp_path, smtp_url=smtp[0])
 
 
 @pytest.fixture()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.journeys.conftest import T0, WELCOME, JourneyWs, Sink
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgres"], indirect=True)
 def test_welcome_scenario(jws: JourneyWs, sink: Sink) -> None:
     jws.publish_segments("uk", "do-not-email", "purchased", "clickers")
     jws.run("journey", "create", jws.file("welcome.json", WELCOME))
