@@ -213,6 +213,21 @@ class Engine(ABC):
         self.replace_table(name, Table(key=data.schema.names[0], columns=columns), data)
         return exp.Table(this=exp.to_identifier(name, quoted=True))
 
+    def materialise(self, name: str, query: exp.Query) -> exp.Table:
+        """Hook: the rows of ``query`` kept in the engine as scratch table ``name`` (replacing any), to read again.
+
+        The rows never leave the engine (a CSV import's matched keys stay where the data is).
+        :meth:`drop_staged` removes it. By default ``CREATE TABLE ... AS`` in one transaction.
+        """
+        table = exp.Table(this=exp.to_identifier(name, quoted=True))
+        self.execute(
+            [
+                exp.Drop(tables=[table.copy()], kind="TABLE", exists=True),
+                exp.Create(this=table.copy(), kind="TABLE", expression=query.copy()),
+            ]
+        )
+        return table
+
     def drop_staged(self, name: str) -> None:
         """Hook: remove a table :meth:`stage` or :meth:`materialise` made; nothing happens when it is gone already."""
         self.execute([exp.Drop(tables=[exp.Table(this=exp.to_identifier(name, quoted=True))], kind="TABLE", exists=True)])
@@ -232,21 +247,6 @@ class Engine(ABC):
         cannot interleave them); an engine that can (a connection pool) overrides this.
         """
         lock = self.__dict__.setdefault("_session_lock", threading.Lock())
-    def materialise(self, name: str, query: exp.Query) -> exp.Table:
-        """Hook: the rows of ``query`` kept in the engine as scratch table ``name`` (replacing any), to read again.
-
-        The rows never leave the engine (a CSV import's matched keys stay where the data is).
-        :meth:`drop_staged` removes it. By default ``CREATE TABLE ... AS`` in one transaction.
-        """
-        table = exp.Table(this=exp.to_identifier(name, quoted=True))
-        self.execute(
-            [
-                exp.Drop(tables=[table.copy()], kind="TABLE", exists=True),
-                exp.Create(this=table.copy(), kind="TABLE", expression=query.copy()),
-            ]
-        )
-        return table
-
         with lock:
             yield self
 

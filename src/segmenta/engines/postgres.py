@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segmenta.engines.sqltypes import arrow_column_type, sql_type
 from segmenta.engines.base import Cancel, Engine
+from segmenta.engines.sqltypes import arrow_column_type, sql_type
 from segmenta.errors import EngineError, Problem, RejectedInput
 from segmenta.model.schema import Table
 
@@ -269,7 +269,6 @@ class PostgresEngine(Engine):
 
     dialect = "postgres"
 
-    def __init__(self, settings: PostgresSettings) -> None:
     @classmethod
     def open(cls, workspace: Path, section: Any) -> PostgresEngine:
         """The workspace's schemas on the server of the ``postgres:`` section (or its checked :class:`PostgresSettings`)."""
@@ -287,6 +286,7 @@ class PostgresEngine(Engine):
         section.setdefault("schema", f"segmenta_{uuid.uuid4().hex[:12]}")
         return section
 
+    def __init__(self, settings: PostgresSettings) -> None:
         self.settings = settings
         self.schema = settings.schema
         self.meta_schema = settings.meta_schema
@@ -485,17 +485,6 @@ class PostgresEngine(Engine):
             raise EngineError(f"PostgresEngine could not stage {name!r}: {exc}") from exc
         return target
 
-    def drop_staged(self, name: str) -> None:
-        """Drop a table :meth:`stage` or :meth:`materialise` made; no error if it is gone."""
-        target = exp.Table(this=_ident(name), db=_ident(self.meta_schema))
-        self.run(exp.Drop(tables=[target], kind="TABLE", exists=True))
-
-    @contextmanager
-    def session(self) -> Iterator[PostgresEngine]:
-        """The engine for one request: this one, since every call takes its own pooled connection."""
-        yield self
-
-    def tables(self) -> set[str]:
     def materialise(self, name: str, query: exp.Query) -> exp.Table:
         """The rows of ``query`` as table ``name`` of the meta schema (replacing it), beside the staged data."""
         target = exp.Table(this=_ident(name), db=_ident(self.meta_schema))
@@ -507,6 +496,17 @@ class PostgresEngine(Engine):
         )
         return target
 
+    def drop_staged(self, name: str) -> None:
+        """Drop a table :meth:`stage` or :meth:`materialise` made; no error if it is gone."""
+        target = exp.Table(this=_ident(name), db=_ident(self.meta_schema))
+        self.run(exp.Drop(tables=[target], kind="TABLE", exists=True))
+
+    @contextmanager
+    def session(self) -> Iterator[PostgresEngine]:
+        """The engine for one request: this one, since every call takes its own pooled connection."""
+        yield self
+
+    def tables(self) -> set[str]:
         names = self._owned()
         if self.settings.tables_schema:
             names |= self._tables_in(self.settings.tables_schema)
