@@ -79,11 +79,17 @@ def test_cli_create_exit_2_and_nothing_saved(jws: JourneyWs) -> None:
     bad["steps"][1]["wait"] = {"days": 120}
     result = jws.run("journey", "create", jws.file("bad.json", bad), code=2)
     assert "/steps/1/wait" in result.stderr and "90 days" in result.stderr
-    assert jws.run("journey", "list", "--json").stdout.strip() == "[]"
+    assert jws.run("journey", "list", "--json").stdout.strip() == "[]"  # nothing saved
     missing = copy.deepcopy(WELCOME)
+    missing["name"] = "early"
     missing["exit"] = {"segments": ["no-such-segment"]}
-    result = jws.run("journey", "create", jws.file("missing.json", missing), code=2)
+    jws.run("journey", "create", jws.file("missing.json", missing))  # a draft may name a segment not made yet
+    result = jws.run("journey", "publish", "early", code=2)  # publishing may not
     assert "/exit/segments/0" in result.stderr and "no-such-segment" in result.stderr
+    other = copy.deepcopy(WELCOME)
+    other["audience"] = "account"
+    result = jws.run("journey", "create", jws.file("other.json", other), code=2)
+    assert "/audience" in result.stderr
     yaml_file = jws.tmp / "welcome.yaml"
     import yaml
 

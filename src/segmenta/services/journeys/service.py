@@ -129,10 +129,11 @@ class Journeys:
         raw = read_file(source) if isinstance(source, (str, Path)) else source
         columns = {name: set(t.columns) for name, t in self.segs.ws.model.tables.items()}
         spec = parse_journey(raw, columns=columns)
-        self._check_segments(spec)
+        self._check_segments(spec, missing_ok=True)
         return dict(raw), spec
 
-    def _check_segments(self, spec: JourneySpec) -> None:
+    def _check_segments(self, spec: JourneySpec, *, missing_ok: bool = False) -> None:
+        """Every named segment is a segment of the journey's audience; ``missing_ok``: a draft may name one not made yet."""
         from segmenta.store.models import Segment
 
         wanted = {n for names in spec.segments().values() for n in names}
@@ -143,13 +144,18 @@ class Journeys:
             }
             names = s.scalars(select(Segment.name).where(Segment.deleted_at.is_(None))).all()
         problems = []
-        for role, where in (("entry", "/entry/segments"), ("exclude", "/entry/exclude"), ("exit", "/exit/segments")):
-            for i, n in enumerate(spec.segments()[role]):
+        for listed, where in (
+            (spec.entry.segments, "/entry/segments"),
+            (spec.entry.exclude, "/entry/exclude"),
+            (spec.exit.segments, "/exit/segments"),
+        ):
+            for i, n in enumerate(listed):
                 problems += self._segment_problem(rows.get(n), n, f"{where}/{i}", spec.audience, names)
         for i, step in enumerate(spec.steps):
             if step.wait_until_member is not None:
                 n = step.wait_until_member.segment
                 problems += self._segment_problem(rows.get(n), n, f"/steps/{i}/wait_until_member/segment", spec.audience, names)
+        problems = [p for p in problems if not (missing_ok and "no saved segment" in p.message)]
         if problems:
             raise RejectedInput(problems)
 
