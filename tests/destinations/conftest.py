@@ -120,7 +120,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("dest")
     ws = make_workspace(tmp, 2_500)
     publish(ws, tmp, "Gold", {"attribute": "tier", "op": "eq", "value": "Gold"})
-    publish(ws, tmp, "Accounts", None, audience="account")
+    publish(ws, tmp, "Accounts", {"attribute": "accountid", "op": "gt", "value": 0}, audience="account")
     return ws
 
 

@@ -112,11 +112,12 @@ class Destinations:
     ) -> tuple[dict[str, Any], dict[str, bool]]:
         cls = kind_class(kind)
         common = {k: _flag(sets.pop(k), f"--set {k}") for k in list(sets) if k in COMMON}
+        problems: list[Problem] = []
         try:
             settings = cls.Settings.model_validate(sets)
         except ValidationError as exc:
-            raise RejectedInput(_problems(exc, "--set")) from None
-        problems = [
+            problems += _problems(exc, "--set")
+        problems += [
             Problem(f"--secret {k}", f"kind {kind!r} takes no secret {k!r}; its secrets: {', '.join(cls.secret_names) or 'none'}")
             for k in given
             if k not in cls.secret_names
@@ -206,7 +207,7 @@ class Destinations:
         with self.store.session() as s:
             row = self._row(s, name)
             view = self._view(row)
-            seg_names = dict(s.execute(select(Segment.id, Segment.name)).tuples().all())
+            seg_names = {i: n for i, n in s.execute(select(Segment.id, Segment.name)).all()}
             attached = s.scalars(select(DestinationAttachment).where(DestinationAttachment.destination_id == row.id)).all()
             view["auto_send"] = [seg_names.get(a.segment_id, str(a.segment_id)) for a in attached]
         return view
@@ -301,15 +302,11 @@ class Destinations:
         """Send ``segment``'s delta to every destination attached to it; a failure is recorded, never raised."""
         seg = self.segs._snapshot_of(segment)
         with self.store.session() as s:
-            pairs = (
-                s.execute(
-                    select(DestinationRow.name, DestinationAttachment.columns)
-                    .join(DestinationAttachment, DestinationAttachment.destination_id == DestinationRow.id)
-                    .where(DestinationAttachment.segment_id == seg.id)
-                )
-                .tuples()
-                .all()
-            )
+            pairs = s.execute(
+                select(DestinationRow.name, DestinationAttachment.columns)
+                .join(DestinationAttachment, DestinationAttachment.destination_id == DestinationRow.id)
+                .where(DestinationAttachment.segment_id == seg.id)
+            ).all()
         out = []
         for dest, columns in pairs:
             try:
@@ -581,7 +578,7 @@ class Destinations:
         """The destination's sends, newest first (failures with their message)."""
         with self.store.session() as s:
             row = self._row(s, name)
-            seg_names = dict(s.execute(select(Segment.id, Segment.name)).tuples().all())
+            seg_names = {i: n for i, n in s.execute(select(Segment.id, Segment.name)).all()}
             sends = s.scalars(
                 select(DestinationSend)
                 .where(DestinationSend.destination_id == row.id)
