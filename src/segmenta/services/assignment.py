@@ -719,7 +719,8 @@ def _affected(wa: Assignments, audience: str, table: str, applied: Applied) -> s
     if not touching:
         return set()
     name = f"__segmenta_assignment_versions_{uuid.uuid4().hex[:16]}"
-    staged = wa.ws.engine.stage(name, applied.versions)
+    # one chunk: PostgreSQL's COPY of a table whose first chunk is empty (old rows of an insert) sends a NUL byte
+    staged = wa.ws.engine.stage(name, applied.versions.combine_chunks())
     out: set[Any] = set()
     try:
         src = exp.select(*[exp.column(c, quoted=True) for c in applied.versions.column_names]).from_(staged)
