@@ -23,6 +23,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("model", "GET", "/api/model", {}, "AOMV"),
     ("table-rows", "GET", "/api/tables/contact/rows", {}, "AOMV"),
     ("table-load", "POST", "/api/tables/account/load", {"files": {"file": ("account.csv", ACCOUNT_CSV, "text/csv")}}, "AO"),
+    ("records-upsert", "POST", "/api/tables/contact/records", {"json": [{"contactid": 2, "tier": "Gold"}]}, "AO"),
+    ("records-delete", "POST", "/api/tables/contact/records/delete", {"json": [{"contactid": 12345}]}, "AO"),
     ("validate", "POST", "/api/definitions/validate", {"json": {"definition": GOLD}}, "AOMV"),
     ("estimate", "POST", "/api/definitions/estimate", {"json": {"definition": GOLD}}, "AOMV"),
     ("preview", "POST", "/api/definitions/preview", {"json": {"definition": GOLD}}, "AOMV"),
