@@ -41,6 +41,7 @@ import json
 import os
 import re
 import smtplib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,6 +139,10 @@ class Mailer:
             host, port = smtp_address()
             try:
                 self._smtp = smtplib.SMTP(host, port, timeout=30)
+                # the data and its final dot go out as two writes: without NODELAY, Nagle's algorithm
+                # holds the dot until the server's delayed ACK (tens of ms per message)
+                if self._smtp.sock is not None:
+                    self._smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._smtp.ehlo_or_helo_if_needed()
             except (OSError, smtplib.SMTPException) as exc:
                 self._smtp = None

@@ -769,8 +769,17 @@ class Journeys:
     # -- sending -----------------------------------------------------------------------------------
 
     def _send(self, jid: int, spec: JourneySpec, step: Step, now_s: int, report: AdvanceReport, mailer: outbox.Mailer) -> int:
+        """Send the due records' messages at ``step``, a chunk at a time, then move the chunk on as a set.
+
+        Per chunk: one commit writes the outbox rows (``sending``, or ``skipped`` without an
+        address); per message: ``delivering`` before the final dot and ``sent`` after the
+        server's reply (the exactly-once ledger, :mod:`.outbox`); per chunk again: one move of
+        every record whose message is settled. A crash between ``sent`` and the move leaves
+        rows that are settled: the next pass moves those records and sends nothing.
+        """
         assert step.send is not None
         moved = 0
+        target = spec.next_of(step)
         while True:
             with self.store.session() as s:
                 rows = s.execute(
@@ -782,136 +791,151 @@ class Journeys:
             if not rows:
                 return moved
             records = self._records(spec, [r[1] for r in rows])
-            progressed = 0
+            ledger = self._ledger(jid, spec, step, [(k, run) for _, k, run, _ in rows], records, report)
+            settled: dict[int, list[int]] = defaultdict(list)  # arrival time at the next step -> state ids
+            stalled = False
             for state_id, key, run, due in rows:
-                done = self._send_one(jid, spec, step, state_id, key, run, records.get(key), report, mailer)
-                if done:
-                    with self.store.session() as s:
-                        self._arrive(s, spec, [state_id], spec.next_of(step), int(due or now_s), report)
-                        nxt = spec.next_of(step)
-                        if nxt != END and spec.step(nxt).wait_until_member is not None:
-                            self._arrived_waiting(s, spec, jid, spec.step(nxt), now_s, report)
-                    progressed += 1
-                else:
-                    break  # the server failed for now: the rest waits for the next pass
-            moved += progressed
-            if progressed < len(rows):  # some are waiting for a retry (the server is down): next pass
+                status, resend = ledger[(key, run)]
+                if status == SENDING and not stalled:
+                    status = self._deliver(jid, spec, step, key, run, records.get(key), resend, report, mailer)
+                    stalled = status == SENDING
+                if status in (SENT, SKIPPED, FAILED):
+                    settled[int(due or now_s)].append(state_id)
+            with self.store.session() as s:
+                for at_s, ids in settled.items():
+                    self._arrive(s, spec, ids, target, at_s, report)
+                if settled and target != END and spec.step(target).wait_until_member is not None:
+                    self._arrived_waiting(s, spec, jid, spec.step(target), now_s, report)
+            moved += sum(len(ids) for ids in settled.values())
+            if stalled:  # the server failed for now: the rest waits for the next pass
                 return moved
 
-    def _send_one(
+    def _ledger(
         self,
         jid: int,
         spec: JourneySpec,
         step: Step,
-        state_id: int,
+        wanted: list[tuple[str, int]],
+        records: dict[str, dict[str, Any]],
+        report: AdvanceReport,
+    ) -> dict[tuple[str, int], tuple[str, bool]]:
+        """The outbox rows of a chunk, written in one commit: (key, run) -> (status, whether a send is a resend)."""
+        assert step.send is not None
+        now = clock.now()
+        out: dict[tuple[str, int], tuple[str, bool]] = {}
+        with self.store.session() as s:
+            keys = sorted({k for k, _ in wanted})
+            existing = {
+                (r.record_key, r.run): r
+                for r in s.scalars(
+                    select(JourneyOutbox).where(
+                        JourneyOutbox.journey_id == jid, JourneyOutbox.step == step.id, JourneyOutbox.record_key.in_(keys)
+                    )
+                )
+            }
+            for key, run in wanted:
+                row = existing.get((key, run))
+                if row is not None:
+                    # delivering: the one ambiguous window (see .outbox): sent again, same Message-ID, marked
+                    out[(key, run)] = (SENDING if row.status == DELIVERING else row.status, row.status == DELIVERING)
+                    continue
+                address = _address(records.get(key)) if step.send.channel == "email" else "webhook"
+                status = SENDING if address else SKIPPED
+                s.add(
+                    JourneyOutbox(
+                        journey_id=jid,
+                        record_key=key,
+                        run=run,
+                        step=step.id,
+                        status=status,
+                        message_id=outbox.message_id(jid, key, run, step.id),
+                        recipient=address or None,
+                        attempts=0,
+                        created_at=now,
+                        updated_at=now,
+                        error=None if address else "no email address",
+                    )
+                )
+                if not address:
+                    report.skipped += 1
+                out[(key, run)] = (status, False)
+        return out
+
+    def _deliver(
+        self,
+        jid: int,
+        spec: JourneySpec,
+        step: Step,
         key: str,
         run: int,
         record: dict[str, Any] | None,
+        resend: bool,
         report: AdvanceReport,
         mailer: outbox.Mailer,
-    ) -> bool:
-        """Deliver one record's message at ``step`` exactly once; True when the record may move on."""
+    ) -> str:
+        """Deliver one message whose row is committed as ``sending``; returns its status now (sending: try later)."""
         assert step.send is not None
-        now = clock.now()
         mid = outbox.message_id(jid, key, run, step.id)
-        with self.store.session() as s:
-            row = s.scalar(
-                select(JourneyOutbox).where(
-                    JourneyOutbox.journey_id == jid,
-                    JourneyOutbox.record_key == key,
-                    JourneyOutbox.run == run,
-                    JourneyOutbox.step == step.id,
-                )
-            )
-            if row is not None and row.status in (SENT, SKIPPED, FAILED):
-                return True  # done before a crash that came before the move: only the move is left
-            resend = row is not None and row.status == DELIVERING
-            address = _address(record) if step.send.channel == "email" else "webhook"
-            if row is None:
-                row = JourneyOutbox(
-                    journey_id=jid,
-                    record_key=key,
-                    run=run,
-                    step=step.id,
-                    status=SENDING,
-                    message_id=mid,
-                    recipient=address,
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-                s.add(row)
-            if not address:
-                row.status, row.updated_at, row.error = SKIPPED, now, "no email address"
-                report.skipped += 1
-                return True
-            row.status, row.attempts, row.updated_at = SENDING, row.attempts + 1, now
-            attempts = row.attempts
-        # committed: "sending" before the SMTP call
-        outbox.hang_point("before_smtp")
         rec = record or {}
+        outbox.hang_point("before_smtp")
 
         def delivering() -> None:
-            self._mark(jid, key, run, step.id, DELIVERING, None)
+            self._mark(jid, key, run, step.id, DELIVERING, None, attempt=True)
             outbox.hang_point("before_dot")
 
         try:
             if step.send.channel == "email":
-                mailer.send(
-                    outbox.Email(
-                        to=address,
-                        subject=render(step.send.subject or "", rec),
-                        body=render(step.send.body or "", rec),
-                        message_id=mid,
-                        resend=resend,
-                    ),
-                    delivering,
+                mail = outbox.Email(
+                    to=_address(record),
+                    subject=render(step.send.subject or "", rec),
+                    body=render(step.send.body or "", rec),
+                    message_id=mid,
+                    resend=resend,
                 )
+                mailer.send(mail, delivering)
             else:
                 delivering()
-                outbox.post_webhook(
-                    step.send.url or "",
-                    step.send.secret_env,
-                    {
-                        "journey": spec.name,
-                        "step": step.id,
-                        "key": key,
-                        "run": run,
-                        "record": rec,
-                        "message_id": mid,
-                        "resend": resend,
-                    },
-                    mid,
-                )
+                payload = {
+                    "journey": spec.name,
+                    "step": step.id,
+                    "key": key,
+                    "run": run,
+                    "record": rec,
+                    "message_id": mid,
+                    "resend": resend,
+                }
+                outbox.post_webhook(step.send.url or "", step.send.secret_env, payload, mid)
         except outbox.Refused as exc:
             self._mark(jid, key, run, step.id, FAILED, str(exc))
             report.failed += 1
-            return True
+            return FAILED
         except outbox.Transient as exc:
+            attempts = self._mark(jid, key, run, step.id, SENDING, str(exc), attempt=True)
             if attempts >= MAX_ATTEMPTS:
-                self._mark(jid, key, run, step.id, FAILED, str(exc))
+                self._mark(jid, key, run, step.id, FAILED, f"{exc} ({attempts} attempts)")
                 report.failed += 1
-                return True
-            self._mark(jid, key, run, step.id, SENDING, str(exc))
+                return FAILED
             report.errors.append(f"step {step.id}, record {key}: {exc} (retried on the next pass)")
-            return False
+            return SENDING
         outbox.hang_point("after_dot")
         self._mark(jid, key, run, step.id, SENT, None)
         report.sent += 1
-        return True
+        return SENT
 
-    def _mark(self, jid: int, key: str, run: int, step: str, status: str, error: str | None) -> None:
+    def _mark(self, jid: int, key: str, run: int, step: str, status: str, error: str | None, *, attempt: bool = False) -> int:
+        """Set one outbox row's status (``attempt``: count one more try); returns its attempts."""
         with self.store.session() as s:
-            s.execute(
-                update(JourneyOutbox)
-                .where(
-                    JourneyOutbox.journey_id == jid,
-                    JourneyOutbox.record_key == key,
-                    JourneyOutbox.run == run,
-                    JourneyOutbox.step == step,
-                )
-                .values(status=status, error=error, updated_at=clock.now())
+            where = and_(
+                JourneyOutbox.journey_id == jid,
+                JourneyOutbox.record_key == key,
+                JourneyOutbox.run == run,
+                JourneyOutbox.step == step,
             )
+            values: dict[str, Any] = {"status": status, "error": error, "updated_at": clock.now()}
+            if attempt:
+                values["attempts"] = JourneyOutbox.attempts + 1
+            s.execute(update(JourneyOutbox).where(where).values(**values))
+            return int(s.scalar(select(JourneyOutbox.attempts).where(where)) or 0)
 
     def outbox_rows(self, name: str) -> list[dict[str, Any]]:
         with self.store.session() as s:
