@@ -163,3 +163,106 @@ def history(
         _say(
             f"{r['at']} {r['key']}: {r['from'] or '-'} -> {r['to'] or '-'} ({r['reason']}{' ' + r['detail'] if r['detail'] else ''})"
         )
+
+
+# -- assignment rules, sellers and the unassigned queue (issue 12 items 2 and 3) ----------------
+
+rules_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Assignment rules of a work-assignment segment.")
+assignment_app.add_typer(rules_app, name="rules")
+
+
+def _rules(fn: Any) -> Any:
+    from segmenta.services.assignment import Assignments
+    from segmenta.services.assignment_rules import Rules
+
+    return with_segments(lambda segs: fn(Rules(Assignments(segs))))
+
+
+@rules_app.command("add")
+def rules_add(
+    segment: Name,
+    rule: Annotated[Path, typer.Argument(help="Rule file (JSON or YAML): name, where, pool, distribution, ...")],
+    position: Annotated[
+        int | None, typer.Option(help="Place in the segment's rules, 1 is evaluated first [default: last]")
+    ] = None,
+) -> None:
+    """Add an (inactive) assignment rule to a segment."""
+    from segmenta.workspace import read_definition
+
+    def run(r: Any) -> Any:
+        return r.add(segment, dict(read_definition(rule)), position=position)
+
+    info = _rules(run)
+    _say(f"{segment}: {len(info['rules'])} rules")
+
+
+@rules_app.command("activate")
+def rules_activate(segment: Name, rule: Annotated[str, typer.Argument(help="Rule name")]) -> None:
+    """Activate a rule (at most 10 active per segment)."""
+    _rules(lambda r: r.set_active(segment, rule, True))
+    _say(f"{segment}: rule {rule} is active")
+
+
+@rules_app.command("deactivate")
+def rules_deactivate(segment: Name, rule: Annotated[str, typer.Argument(help="Rule name")]) -> None:
+    """Deactivate a rule."""
+    _rules(lambda r: r.set_active(segment, rule, False))
+    _say(f"{segment}: rule {rule} is inactive")
+
+
+@rules_app.command("list")
+def rules_list(segment: Name, as_json: Json = False) -> None:
+    """A segment's rules in evaluation order."""
+    rows = _rules(lambda r: r.list_rules(segment))
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        _say(f"{row['position']}. {row['name']} ({'active' if row['active'] else 'inactive'})")
+
+
+@assignment_app.command("queue")
+def queue(table: Table, as_json: Json = False) -> None:
+    """The unassigned queue: records no seller could take, with why."""
+    rows = _rules(lambda r: r.queue(table))
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        _say(f"{row['key']}: {row['reason']} (since {row['since']})")
+    _say(f"{len(rows)} queued")
+
+
+@assignment_app.command("retry")
+def retry(table: Table, as_json: Json = False) -> None:
+    """Try the unassigned queue again."""
+    counts = _rules(lambda r: r.retry(table))
+    if as_json:
+        _echo_json(counts)
+        return
+    _say(f"{table}: {counts['assigned']} assigned, {counts['queued']} still queued")
+
+
+@assignment_app.command("assign")
+def assign(
+    table: Table,
+    key: Annotated[str, typer.Argument(help="The record's key")],
+    seller: Annotated[str, typer.Argument(help="The seller's key")],
+) -> None:
+    """Assign a record to a seller by hand (counts toward the seller's capacity)."""
+    _rules(lambda r: r.manual(table, key, seller))
+    _say(f"{table} {key}: assigned to {seller} by hand")
+
+
+@assignment_app.command("seller")
+def seller(
+    table: Annotated[str, typer.Argument(help="The sellers' model table")],
+    key: Annotated[str, typer.Argument(help="The seller's key")],
+    as_json: Json = False,
+) -> None:
+    """One seller's load against capacity, availability now and assigned records."""
+    info = _rules(lambda r: r.seller(table, key))
+    if as_json:
+        _echo_json(info)
+        return
+    _say(f"seller {info['seller']}: {info['load']} of {info['capacity']} ({'available' if info['available_now'] else 'off'})")

@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -111,6 +111,9 @@ class RouteReport:
     moved: int = 0  # records whose segment changed (new records included)
     removed: int = 0  # records that left every segment (inactive or deleted)
     kept: int = 0  # records a --no-move segment kept
+
+    #: key -> the segment id it moved to (None: out of every segment); not printed
+    changes: dict[str, int | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, int]:
         return {"routed": self.routed, "moved": self.moved, "removed": self.removed, "kept": self.kept}
@@ -287,6 +290,7 @@ class Assignments:
             before = current.get(k)
             if before == to:
                 continue
+            report.changes[k] = to
             if to is None:
                 deletes.append(k)
                 report.removed += 1
@@ -337,7 +341,23 @@ class Assignments:
             target, decided = self.decide(table, order, current, keys)
             written = self._write(s, table, target, current, reason, detail)
         written.routed, written.kept = decided.routed, decided.kept
+        self._sellers_for(table, written.changes)
         return written
+
+    def _sellers_for(self, table: str, changes: dict[str, int | None]) -> None:
+        """Records that moved: a seller by their new segment's rules (assignment_rules), none when they left."""
+        if not changes:
+            return
+        from segmenta.services.assignment_rules import Rules
+        from segmenta.store.assignment_models import AssignmentRule
+
+        with self.store.session() as s:
+            if s.scalar(select(AssignmentRule.id).limit(1)) is None:  # no rules anywhere: nothing to decide
+                return
+        typed = self._typed_key(table)
+        rules = Rules(self)
+        rules.release(table, [_as(typed, k) for k, to in changes.items() if to is None])
+        rules.assign(table, [_as(typed, k) for k, to in changes.items() if to is not None])
 
     def catch_up(self, table: str) -> RouteReport:
         """Route the active records that have no segment yet and take out the assigned ones no longer active or there.
@@ -564,7 +584,13 @@ class Assignments:
                 "active": active,
                 "since": assigned.assigned_at.isoformat() if assigned is not None else None,
                 "reason": last.reason if last is not None else None,
+                "assignment": self._seller_of(table, key),
             }
+
+    def _seller_of(self, table: str, key: Any) -> dict[str, Any]:
+        from segmenta.services.assignment_rules import Rules
+
+        return Rules(self).of_record(table, key)
 
     def _exists(self, table: str, key: Any) -> bool:
         from sqlglot import exp
@@ -673,6 +699,12 @@ def on_records_changed(segs: Segments, table: str, applied: Applied) -> dict[str
     tables = wa.tables()
     if not tables:
         return {}
+    from segmenta.services.assignment_rules import Rules
+
+    rules = Rules(wa)
+    if table in rules.seller_tables():  # capacity or availability may have changed: the queue is tried again
+        for audience in tables:
+            rules.retry(audience)
     deleting = applied.result.deleted > 0 or applied.result.unknown > 0
     out: dict[str, Any] = {}
     model = segs.ws.model
