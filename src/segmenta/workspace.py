@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from segmenta.fileio import make_private, private_dir
 from segmenta.model.definition import Definition
 from segmenta.model.schema import Model
 from segmenta.model.validate import DEFAULT_LIMITS, DefinitionLimits, load_definition_text, parse_definition
+from segmenta.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,8 +47,10 @@ DefinitionLike = Definition | Mapping[str, Any] | str | Path
 
 
 def default_workspace() -> Path:
-    """``$SEGMENTA_WORKSPACE``, else ``./segmenta-workspace``."""
-    return Path(os.environ.get("SEGMENTA_WORKSPACE") or "segmenta-workspace")
+    """``$SEGMENTA_WORKSPACE``, else ``./segmenta-workspace`` (read by :mod:`segmenta.settings`)."""
+    from segmenta import settings
+
+    return settings.default_workspace()
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,15 @@ class Preview:
 class Workspace:
     """A directory with ``model.yaml``, ``segmenta.yaml`` and the data (``data.duckdb``, or on the engine's server)."""
 
-    def __init__(self, path: Path, model: Model, engine: Engine, config: dict[str, Any]) -> None:
+    def __init__(
+        self, path: Path, model: Model, engine: Engine, config: dict[str, Any], *, settings: Settings | None = None
+    ) -> None:
         self.path = path
         self.model = model
         self.engine = engine
+        #: The settings as a plain mapping (segmenta.yaml's shape, environment and flags applied).
         self.config = config
+        self._settings = settings
         #: Bounds of a definition (``limits:`` in segmenta.yaml); pass them to every parse_definition.
         self.limits = DefinitionLimits.from_config(config.get("limits"))
         #: Resolves ``in_segment``: by default the stored membership of a live saved segment
@@ -165,17 +171,30 @@ class Workspace:
             raise
         return ws
 
+    @property
+    def settings(self) -> Settings:
+        """The typed settings (:mod:`segmenta.settings`), from the opener or else from :attr:`config`."""
+        if self._settings is None:
+            from segmenta import settings
+
+            self._settings = settings.from_config(self.path, self.config)
+        return self._settings
+
     @classmethod
-    def open(cls, path: str | Path | None = None, *, engine: str | None = None) -> Workspace:
-        """Open an existing workspace (default: :func:`default_workspace`); ``engine`` overrides ``segmenta.yaml``."""
-        path = Path(path) if path is not None else default_workspace()
+    def open(cls, path: str | Path | None = None, *, engine: str | None = None, settings: Settings | None = None) -> Workspace:
+        """Open an existing workspace (default: :func:`default_workspace`); ``engine`` overrides ``segmenta.yaml``.
+
+        ``settings`` (a composition root's :func:`~segmenta.settings.load_settings`) saves reading them again.
+        """
+        if path is None:
+            path = settings.workspace if settings is not None else default_workspace()
+        path = Path(path)
         if not (path / MODEL_FILE).is_file():
             raise NotFound([Problem(str(path), "is not a segmenta workspace (no model.yaml); create it with 'segmenta init'")])
         model = Model.from_file(path / MODEL_FILE)
-        config_path = path / CONFIG_FILE
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-        config = config or {}
-        return cls(path, model, make_engine(path, config, engine), config)
+        if settings is None or settings.workspace != path or (engine is not None and engine != settings.engine):
+            settings = load_settings(path, engine=engine, store=settings.store if settings is not None else None)
+        return cls(path, model, make_engine(path, settings.config, settings=settings), settings.config, settings=settings)
 
     def close(self) -> None:
         self.engine.close()

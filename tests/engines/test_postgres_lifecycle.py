@@ -178,7 +178,7 @@ def test_a_refresh_killed_in_its_transaction_leaves_the_previous_membership(ws: 
     marker = tmp_path / "in-transaction"
     proc = subprocess.Popen(
         [sys.executable, "-m", "segmenta", "--workspace", str(ws), "segment", "refresh", "never"],
-        env={**os.environ, **NOW, "SEGMENTA_TEST_HANG_IN_REFRESH": str(marker)},
+        env={**os.environ, **NOW, "SEGMENTA_PLUGINS": "tests.killpoints", "SEGMENTA_TEST_HANG_IN_REFRESH": str(marker)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -34,7 +34,12 @@ def test_a_publish_killed_before_its_commit_ends_in_error_not_going_live(life: L
     marker = life.tmp / "in-transaction"
     proc = subprocess.Popen(
         [sys.executable, "-m", "segmenta", "segment", "publish", "UK contacts"],
-        env={**life.cli_env(), "SEGMENTA_TEST_HANG_IN_REFRESH": str(marker), "SEGMENTA_NOW": "2026-10-02T00:00:00"},
+        env={
+            **life.cli_env(),
+            "SEGMENTA_PLUGINS": "tests.killpoints",
+            "SEGMENTA_TEST_HANG_IN_REFRESH": str(marker),
+            "SEGMENTA_NOW": "2026-10-02T00:00:00",
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

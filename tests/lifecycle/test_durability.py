@@ -81,7 +81,11 @@ def test_a_refresh_killed_part_way_leaves_the_previous_membership(life: Lifecycl
         "segment",
         "refresh",
         "UK contacts",
-        env={"SEGMENTA_TEST_HANG_IN_REFRESH": str(marker), "SEGMENTA_NOW": "2026-10-02T00:00:00"},
+        env={
+            "SEGMENTA_PLUGINS": "tests.killpoints",
+            "SEGMENTA_TEST_HANG_IN_REFRESH": str(marker),
+            "SEGMENTA_NOW": "2026-10-02T00:00:00",
+        },
     )
     sigkill_when(marker, proc, timeout=120, what="its transaction")
     assert life.members("UK contacts") == [1, 3, 5]

@@ -214,6 +214,8 @@ def test_publish_against_a_changed_model_is_rejected(life: Lifecycle) -> None:
 def test_store_option_does_not_outlive_its_command(life: Lifecycle) -> None:
     """``--store`` applies to one invocation; library use afterwards in the same process uses its own store."""
     from segmenta.store import database
+    from segmenta.workspace import Workspace
 
     life.run("segment", "list")
-    assert database.override_url is None
+    with Workspace.open(life.ws) as ws:  # the library's own settings: no --store of the command before
+        assert database.resolve_url(ws.path, ws.config) == database.resolve_url(ws.path, {})

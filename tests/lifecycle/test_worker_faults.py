@@ -12,9 +12,9 @@ import time
 
 from sqlalchemy import select
 
-from segmenta.services.lifecycle_base import HANG_ENV
 from segmenta.store.database import Store, resolve_url
 from segmenta.store.models import Segment
+from tests.killpoints import hang_env
 from tests.lifecycle.conftest import Lifecycle
 from tests.lifecycle.test_segments import CLICKED, UK
 
@@ -104,7 +104,7 @@ def test_a_killed_worker_holds_a_short_lease_renewed_while_it_ran_and_show_says_
     marker = life.tmp / "in-refresh"
     proc = subprocess.Popen(
         [sys.executable, "-m", "segmenta", "worker", "--once"],
-        env={**life.cli_env(), HANG_ENV: str(marker), "SEGMENTA_NOW": "2026-10-02T12:00:00"},
+        env={**life.cli_env(), **hang_env(marker), "SEGMENTA_NOW": "2026-10-02T12:00:00"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -58,7 +58,12 @@ def test_duckdb_and_spark_agree(spark_session: Any, data: st.DataObject) -> None
     definition = parse_definition(raw, model)
     with tempfile.TemporaryDirectory() as tmp:
         duck = _workspace(DuckDBEngine(), model, rows, segments)
-        spark = _workspace(SparkEngine(tmp, SparkSettings.from_config({})), model, rows, segments)
+        spark = _workspace(
+            SparkEngine(tmp, SparkSettings.from_config({"master": os.environ.get("SEGMENTA_SPARK_MASTER", "local[2]")})),
+            model,
+            rows,
+            segments,
+        )
         try:
             by_duckdb = duck.evaluate(definition, as_of=as_of).keys
             by_spark = spark.evaluate(definition, as_of=as_of).keys

@@ -242,7 +242,11 @@ def test_a_refresh_killed_before_its_commit_leaves_the_previous_membership(both:
         "segment",
         "refresh",
         "UK contacts",
-        env={"SEGMENTA_TEST_HANG_IN_REFRESH": str(marker), "SEGMENTA_NOW": "2026-10-02T00:00:00"},
+        env={
+            "SEGMENTA_PLUGINS": "tests.killpoints",
+            "SEGMENTA_TEST_HANG_IN_REFRESH": str(marker),
+            "SEGMENTA_NOW": "2026-10-02T00:00:00",
+        },
     )
     sigkill_when(marker, proc, timeout=240, what="its commit")
     seg_dir = life.ws / "spark-tables" / ".segments" / "1"

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -117,8 +116,12 @@ class PostgresSettings:
         return self.schema + META_SUFFIX
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None, *, workspace: Path) -> PostgresSettings:
-        """Checked settings; a bad one raises :class:`RejectedInput` naming its key and what would be right."""
+    def from_config(cls, config: Mapping[str, Any] | None, *, workspace: Path, url_source: str | None = None) -> PostgresSettings:
+        """Checked settings; a bad one raises :class:`RejectedInput` naming its key and what would be right.
+
+        ``config`` is the section with ``$SEGMENTA_POSTGRES_URL`` already applied (:mod:`segmenta.settings`);
+        ``url_source`` says where the URL came from when not from the file (``$SEGMENTA_POSTGRES_URL``).
+        """
         if config is not None and not isinstance(config, Mapping):
             raise RejectedInput([Problem("segmenta.yaml: postgres", "must be a mapping of settings such as url: and schema:")])
         raw = dict(config or {})
@@ -127,9 +130,7 @@ class PostgresSettings:
             raise RejectedInput(
                 [Problem(f"segmenta.yaml: postgres.{k}", f"unknown setting; known: {', '.join(_SETTINGS)}") for k in unknown]
             )
-        url, source = os.environ.get(URL_ENV), f"${URL_ENV}"
-        if not url:
-            url, source = raw.get("url"), "postgres.url"
+        url, source = raw.get("url"), url_source or "postgres.url"
         if not url or not isinstance(url, str) or not url.strip():
             raise RejectedInput(
                 [

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segmenta.engines import ENGINES, engine_class
 from segmenta.engines.base import Engine
 from segmenta.errors import RejectedInput
+
+if TYPE_CHECKING:
+    from segmenta.settings import Settings
 
 
 def engine_name(config: Mapping[str, Any], override: str | None = None) -> str:
@@ -27,15 +30,22 @@ def engine_name(config: Mapping[str, Any], override: str | None = None) -> str:
     return name
 
 
-def make_engine(path: Path, config: Mapping[str, Any], override: str | None = None) -> Engine:
+def make_engine(
+    path: Path, config: Mapping[str, Any], override: str | None = None, *, settings: Settings | None = None
+) -> Engine:
     """The engine for the workspace at ``path``, with the ``limits:`` of ``config`` applied (statement timeout).
 
-    Only the chosen engine's module is imported (pyspark and psycopg only for theirs).
+    Only the chosen engine's module is imported (pyspark and psycopg only for theirs). ``settings``
+    (:mod:`segmenta.settings`) carries the typed sections; without it they are read from ``config``.
     """
     from segmenta.engines.base import configure_limits
 
-    name = engine_name(config, override)
-    return configure_limits(engine_class(name).open(path, config.get(name)), config)
+    if settings is None:
+        from segmenta.settings import from_config
+
+        engine_name(config, override)  # an unknown engine named as before: --engine or segmenta.yaml: engine
+        settings = from_config(path, config, engine=override)
+    return configure_limits(engine_class(settings.engine).open(path, settings.engine_section()), settings.config)
 
 
 def new_workspace_config(config: Mapping[str, Any], override: str | None = None) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class SparkSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> SparkSettings:
-        """Settings from the ``spark`` mapping; ``SEGMENTA_SPARK_MASTER`` / ``_REMOTE`` override."""
+        """Settings from the ``spark`` mapping (``$SEGMENTA_SPARK_MASTER`` / ``_REMOTE`` applied by :mod:`segmenta.settings`)."""
         raw = dict(config or {})
         known = {"master", "remote", "tables_path", "tables", "conf", "app_name"}
         unknown = sorted(set(raw) - known)
@@ -102,8 +102,8 @@ class SparkSettings:
             raise SegmentaError(
                 f"segmenta.yaml: unknown spark setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        master = os.environ.get("SEGMENTA_SPARK_MASTER") or raw.get("master") or cls.master
-        remote = os.environ.get("SEGMENTA_SPARK_REMOTE") or raw.get("remote")
+        master = raw.get("master") or cls.master
+        remote = raw.get("remote")
         tables = {str(k): str(v) for k, v in (raw.get("tables") or {}).items()}
         conf = {str(k): str(v) for k, v in (raw.get("conf") or {}).items()}
         return cls(

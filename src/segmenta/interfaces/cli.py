@@ -15,6 +15,8 @@ import csv
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
+    from segmenta.settings import Settings
     from segmenta.workspace import Workspace
 
 # rich_markup_mode=None: help and usage errors are formatted by click, without typer.rich_utils
@@ -62,13 +65,13 @@ err: Any = _LazyConsole(stderr=True)
 T = TypeVar("T")
 
 
-class _State:
+@dataclass(frozen=True)
+class Flags:
+    """The global options of one invocation, carried by click's context (no module state outlives a command)."""
+
     workspace: Path | None = None
-    store: str | None = None
     engine: str | None = None
-
-
-state = _State()
+    store: str | None = None
 
 
 @app.callback()
@@ -92,24 +95,34 @@ def _main(
         ),
     ] = None,
 ) -> None:
-    state.workspace = workspace
-    state.store = store
-    if store is not None or "segmenta.store.database" in sys.modules:  # SQLAlchemy only when a store is in play
-        from segmenta.store import database  # the store URL also reaches in_segment lookups of plain evaluations
+    token = _flags.set(Flags(workspace=workspace, engine=engine, store=store))
+    ctx.call_on_close(lambda: _flags.reset(token))  # a later command in this process starts from the defaults
 
-        database.override_url = store
-        # The override lives as long as this invocation: a later use of the library in the same
-        # process (tests, notebooks driving the CLI) must not inherit another command's store.
-        ctx.call_on_close(lambda: setattr(database, "override_url", None))
-    state.engine = engine
+
+#: The running invocation's options; set by the callback and reset when its context closes.
+_flags: ContextVar[Flags] = ContextVar("segmenta_cli_flags", default=Flags())  # noqa: B039 - Flags is frozen
+
+
+def flags() -> Flags:
+    """This invocation's global options (the defaults outside a command, e.g. a test calling a helper)."""
+    return _flags.get()
 
 
 def workspace_path() -> Path:
-    if state.workspace is not None:
-        return state.workspace
-    from segmenta.workspace import default_workspace
+    given = flags().workspace
+    if given is not None:
+        return given
+    from segmenta.settings import default_workspace
 
     return default_workspace()
+
+
+def settings() -> Settings:
+    """The settings of this invocation: its flags over the environment over the workspace's segmenta.yaml."""
+    from segmenta.settings import load_settings
+
+    f = flags()
+    return load_settings(workspace_path(), engine=f.engine, store=f.store)
 
 
 def fail(exc: BaseException) -> NoReturn:
@@ -139,7 +152,7 @@ def with_workspace(fn: Callable[[Workspace], T]) -> T:
     with errors():
         from segmenta.workspace import Workspace
 
-        ws = Workspace.open(workspace_path(), engine=state.engine)
+        ws = Workspace.open(settings=settings())
         try:
             return fn(ws)
         finally:
@@ -170,9 +183,9 @@ def init(
                         tasks[table] = progress.add_task(table, total=total)
                     progress.update(tasks[table], completed=done)
 
-                ws = Workspace.init(path, sample=True, contacts=contacts, seed=seed, progress=report, engine=state.engine)
+                ws = Workspace.init(path, sample=True, contacts=contacts, seed=seed, progress=report, engine=flags().engine)
         else:
-            ws = Workspace.init(path, model=model, engine=state.engine)
+            ws = Workspace.init(path, model=model, engine=flags().engine)
         tables = ", ".join(ws.model.tables)
         ws.close()
     typer.echo(f"workspace ready at {path} (tables: {tables})")
@@ -186,6 +199,21 @@ def load(
     """Replace a table's rows with a file's; the whole file is checked first."""
     rows = with_workspace(lambda ws: ws.load(table, file))
     typer.echo(f"loaded {rows} rows into {table}")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Check every setting and print the effective ones (flags > environment > segmenta.yaml); exit 2 on a bad one."""
+    with errors():
+        import yaml
+
+        from segmenta.settings import redact
+
+        chosen = settings().check()
+        shown = redact({"workspace": str(chosen.workspace), **chosen.config})  # no password on the screen
+    typer.echo(yaml.safe_dump(shown, sort_keys=False).rstrip())
+    for key, where in sorted(chosen.sources.items()):
+        typer.echo(f"# {key} from {where}")
 
 
 # -- segment commands ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from segmenta.errors import RejectedInput
-from segmenta.interfaces.cli import app, err, errors, out, segment_app, state, workspace_path, write_keys
+from segmenta.interfaces.cli import app, err, errors, flags, out, segment_app, settings, workspace_path, write_keys
 
 if TYPE_CHECKING:  # imported inside the commands: registering them must stay cheap (cli.py)
     from segmenta.services.lifecycle_base import RefreshResult
@@ -29,7 +29,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 def _store_url() -> str | None:
-    return getattr(state, "store", None)
+    return flags().store
 
 
 def RichTable(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.table.Table, imported on use
@@ -41,7 +41,7 @@ def RichTable(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for r
 def with_segments(fn: Callable[[Segments], T]) -> T:
     from segmenta.services.segments import Segments
 
-    with errors(), Segments.open(workspace_path(), store_url=_store_url(), engine=state.engine) as segs:
+    with errors(), Segments.open(workspace_path(), store_url=_store_url(), engine=flags().engine) as segs:
         return fn(segs)
 
 
@@ -57,7 +57,7 @@ def with_views(fn: Callable[[Any], T]) -> T:
 
     with errors():
         try:
-            with Segments.open(workspace_path(), store_url=_store_url(), engine=state.engine, wait=READ_WAIT) as segs:
+            with Segments.open(workspace_path(), store_url=_store_url(), engine=flags().engine, wait=READ_WAIT) as segs:
                 return fn(segs)
         except WorkspaceBusy as exc:
             err.print(
@@ -70,16 +70,11 @@ def with_views(fn: Callable[[Any], T]) -> T:
 
 
 def _on_store(fn: Callable[[Any], T]) -> T:
-    import yaml
-
     from segmenta.services.segment_views import StoredSegments
     from segmenta.store.database import Store, resolve_url
-    from segmenta.workspace import CONFIG_FILE
 
-    path = workspace_path()
-    config_file = path / CONFIG_FILE
-    config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}) if config_file.is_file() else {}
-    store = Store(resolve_url(path, config, _store_url()))
+    chosen = settings()
+    store = Store(resolve_url(chosen.workspace, chosen.config))
     try:
         return fn(StoredSegments(store))
     finally:
@@ -446,7 +441,7 @@ def worker(
     from segmenta.services.worker import Worker
 
     with errors():
-        w = Worker(workspace_path(), store_url=_store_url(), engine=state.engine)
+        w = Worker(workspace_path(), store_url=_store_url(), engine=flags().engine)
         try:
             while True:
                 report = w.run_once()

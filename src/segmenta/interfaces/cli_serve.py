@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from segmenta.interfaces.cli import app, errors, workspace_path
+from segmenta.interfaces.cli import app, errors, flags, settings, workspace_path
 
 
 def first_start_message(username: str, password: str, token: str, url: str) -> str:
@@ -49,7 +49,7 @@ def serve(
     from segmenta.interfaces.api.runtime import Service
 
     with errors():
-        service = Service(workspace_path())
+        service = Service(workspace_path(), store_url=flags().store)
         first = service.users.ensure_admin()
         web = create_app(service=service)
         every = with_scheduler(web, service, scheduler_interval) if scheduler else None
@@ -108,20 +108,17 @@ def _users(fn: Any) -> Any:
     """Run ``fn`` on the workspace's store only (not its data), so it works while the service runs."""
     from types import SimpleNamespace
 
-    import yaml
-
     from segmenta.errors import NotFound, Problem
     from segmenta.services.users import Users
     from segmenta.store.database import Store, resolve_url
-    from segmenta.workspace import CONFIG_FILE, MODEL_FILE
+    from segmenta.workspace import MODEL_FILE
 
     with errors():
         path = workspace_path()
         if not (path / MODEL_FILE).is_file():
             raise NotFound([Problem(str(path), "is not a segmenta workspace (no model.yaml); create it with 'segmenta init'")])
-        config_file = path / CONFIG_FILE
-        config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}) if config_file.is_file() else {}
-        store = Store(resolve_url(path, config))
+        chosen = settings()
+        store = Store(resolve_url(path, chosen.config))
         try:
             return fn(SimpleNamespace(users=Users(store), store=store))
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,10 @@ from segmenta.model.validate import parse_definition
 from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_views import SegmentViews
 from segmenta.services.states import Action, Kind, Status, can, transition
+from segmenta.settings import load_settings
 from segmenta.store.database import Store
 from segmenta.store.models import AuditEntry, RefreshRun, Segment, SegmentVersion
 from segmenta.workspace import Workspace
-
-#: Test-only hook: a path; a refresh creates it inside its engine transaction, then hangs (to be killed).
-HANG_ENV = "SEGMENTA_TEST_HANG_IN_REFRESH"
 
 log = logging.getLogger("segmenta.lifecycle")
 
@@ -48,12 +45,16 @@ class RefreshResult:
 
 
 def open_workspace(path: str | Path | None, *, wait: float | None = None, engine: str | None = None) -> Workspace:
-    """Open a workspace (``engine`` overrides segmenta.yaml), retrying while another process holds the DuckDB file."""
-    deadline = time.monotonic() + (wait if wait is not None else float(os.environ.get("SEGMENTA_LOCK_WAIT", "30")))
+    """Open a workspace (``engine`` overrides segmenta.yaml), retrying while another process holds the DuckDB file.
+
+    ``wait`` defaults to the setting ``lock_wait`` (``$SEGMENTA_LOCK_WAIT``, 30 s).
+    """
+    settings = load_settings(path, engine=engine)
+    deadline = time.monotonic() + (wait if wait is not None else settings.lock_wait)
     delay = 0.05
     while True:
         try:
-            return Workspace.open(path, engine=engine)
+            return Workspace.open(settings=settings)
         except Exception as exc:  # duckdb.IOException: Could not set lock on file
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
@@ -157,7 +158,9 @@ class SegmentsBase(SegmentViews):
             try:
                 # Everything that can fail runs before the membership commit, so a failure changes nothing.
                 next_at = self._next_refresh_at(seg_id, version, at)
-                changes: Changes | None = m.replace(query, run_id=run_id, at=at, version=version, before_commit=_test_hang)
+                changes: Changes | None = m.replace(
+                    query, run_id=run_id, at=at, version=version, before_commit=self.ws.settings.hooks.before_refresh_commit
+                )
             except Exception as exc:
                 changes = self._committed_anyway(m, run_id, exc)
                 if changes is None:
@@ -338,10 +341,3 @@ def _promote(seg: Segment, version: int | None) -> None:
         seg.current_version = version
     if seg.draft_version is not None and seg.draft_version <= version:
         seg.draft_version = None
-
-
-def _test_hang() -> None:
-    marker = os.environ.get(HANG_ENV)
-    if marker:
-        Path(marker).write_text(str(os.getpid()), encoding="utf-8")
-        time.sleep(600)

@@ -27,15 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from sqlalchemy import and_, or_, select, update
 
 from segmenta import clock
 from segmenta.errors import SegmentaError
 from segmenta.services.lifecycle_base import RefreshResult, open_workspace
-from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_graph import dependency_order, readers, reference_graph
 from segmenta.services.states import Action, Kind, Status, transition
+from segmenta.settings import load_settings
 from segmenta.store.database import Store, resolve_url
 from segmenta.store.models import Segment, SegmentVersion, Usage
 
@@ -87,12 +86,11 @@ class Worker:
     ) -> None:
         self.path = Path(workspace)
         self.engine = engine  # overrides segmenta.yaml's engine (the --engine option)
-        cfg_file = self.path / "segmenta.yaml"
-        ws_config = (yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}) if cfg_file.is_file() else {}
-        self.config = SegmentConfig.from_workspace(ws_config)
+        settings = load_settings(self.path, engine=engine, store=store_url)
+        self.config = settings.segments
         self.store_url = store_url
         self._own_store = store is None
-        self.store = store if store is not None else Store(resolve_url(self.path, ws_config, store_url))
+        self.store = store if store is not None else Store(resolve_url(self.path, settings.config))
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = lease if lease is not None else dt.timedelta(seconds=self.config.lease_seconds)
         self._segments = segments

@@ -1,15 +1,14 @@
 """Opening the metadata store: URL resolution, engine, schema upgrade (Alembic), sessions.
 
-The store is SQLite (``W/store.sqlite``) by default, or PostgreSQL by URL: the global
-``segmenta --store URL`` option, else ``$SEGMENTA_STORE_URL``, else ``store:`` in the
-workspace's ``segmenta.yaml``. ``postgresql://`` and ``postgres://`` URLs use psycopg 3.
+The store is SQLite (``W/store.sqlite``) by default, or PostgreSQL by URL: the setting
+``store`` (:mod:`segmenta.settings`: the global ``segmenta --store URL`` option, else
+``$SEGMENTA_STORE_URL``, else ``store:`` in the workspace's ``segmenta.yaml``). ``postgresql://`` and ``postgres://`` URLs use psycopg 3.
 Opening a store upgrades its schema to the newest revision first, so a store written by
 an older segmenta opens in a newer one.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,15 +24,16 @@ from segmenta.errors import Problem, RejectedInput
 
 STORE_FILE = "store.sqlite"
 MIGRATIONS = "segmenta.store:migrations"
-#: Set by the CLI's global ``--store`` option; wins over the environment and the config.
-override_url: str | None = None
 _upgraded: set[str] = set()
 _lock = threading.Lock()
 
 
 def resolve_url(workspace: Path, config: dict[str, Any] | None = None, explicit: str | None = None) -> str:
-    """The store URL for ``workspace``: explicit > ``--store`` > ``$SEGMENTA_STORE_URL`` > config ``store`` > SQLite file."""
-    url = explicit or override_url or os.environ.get("SEGMENTA_STORE_URL") or (config or {}).get("store")
+    """The store URL for ``workspace``: ``explicit``, else the settings' ``store`` (``config``), else the SQLite file.
+
+    ``config`` is :attr:`Settings.config <segmenta.settings.Settings.config>` (flag, environment and file applied).
+    """
+    url = explicit or (config or {}).get("store")
     if not url:
         return f"sqlite:///{(Path(workspace) / STORE_FILE).resolve()}"
     return normalise_url(str(url))
