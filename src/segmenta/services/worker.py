@@ -55,6 +55,8 @@ class PassReport:
     expired: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: One :class:`segmenta.services.journeys.AdvanceReport` per live journey advanced.
+    journeys: list[Any] = field(default_factory=list)
 
 
 def _wall() -> dt.datetime:
@@ -120,6 +122,9 @@ class Worker:
                 break
             self._one(seg_id, name, report)
         self._followers(report)
+        from segmenta.services.journeys.worker_pass import advance_journeys
+
+        advance_journeys(self, report)  # after the refreshes: journeys act on the membership they committed
         return report
 
     def _followers(self, report: PassReport) -> None:
