@@ -115,9 +115,10 @@ class Destination:
     def secret(self, name: str) -> str:
         return self._secrets[name]
 
-    def required_columns(self, audience_columns: list[str]) -> list[str]:
-        """The columns every send needs (refused before any call when the audience lacks them)."""
-        return []
+    def required_columns(self, audience_columns: list[str], key: str) -> list[str]:
+        """The columns every send carries, whatever ``--columns`` says (by default the audience's key);
+        a kind refuses here, before any call, an audience that lacks what it needs."""
+        return [key]
 
     def default_columns(self, audience_columns: list[str], key: str) -> list[str]:
         """The columns sent when ``--columns`` is not given."""

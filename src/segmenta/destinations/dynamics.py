@@ -168,7 +168,7 @@ class Dynamics365Marketing(Destination):
                 return c
         return None
 
-    def required_columns(self, audience_columns: list[str]) -> list[str]:
+    def required_columns(self, audience_columns: list[str], key: str = "") -> list[str]:
         col = self.member_column(audience_columns)
         if col is None:
             want = {"lead": "a leadid column", "contact": "a contactid column"}.get(

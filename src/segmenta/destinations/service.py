@@ -326,7 +326,7 @@ class Destinations:
 
         table = self.ws.model.table(audience)
         audience_columns = list(table.columns)
-        required = inst.required_columns(audience_columns)  # refused here, before any call
+        required = inst.required_columns(audience_columns, table.key)  # refused here, before any call
         chosen = list(columns) if columns else inst.default_columns(audience_columns, table.key)
         unknown = [c for c in chosen if c not in table.columns]
         if unknown:
