@@ -52,9 +52,20 @@ class _Base:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.lock = threading.Lock()
 
+    scheme = "http"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+    def use_tls(self, certfile: str, keyfile: str) -> None:
+        """Serve https (before ``__enter__``), as the real authority does; msal refuses anything else."""
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certfile, keyfile)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.scheme = "https"
 
     def __enter__(self) -> Any:
         self.thread.start()
