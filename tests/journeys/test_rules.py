@@ -170,3 +170,16 @@ def test_attribute_branch_takes_the_first_that_holds(jws: JourneyWs, sink: Sink)
     assert sink.subjects() == [("ann@example.com", "Gold Ann"), ("bob@example.com", "B Bob"), ("eve@example.com", "Gold Eve")]
     r = jws.report("tiers")
     assert (r["entered"], r["finished"], r["skipped"]) == (4, 4, 1)  # Cleo is gold without an address
+
+
+def test_pause_holds_everyone_and_resume_catches_up(jws: JourneyWs, sink: Sink) -> None:
+    _journey(jws, ONE_WAIT, "uk", "do-not-email", "purchased")
+    jws.run("journey", "pause", "w")
+    jws.upsert([{"contactid": 4, "country": "UK"}], now=D[2])
+    jws.worker(D[4])
+    assert sink.messages == [] and "4" not in _states(jws, "w")
+    jws.run("segment", "stop", "uk", code=2)  # still in use while paused
+    jws.run("journey", "resume", "w")
+    jws.worker(D[4])
+    assert {t for t, _ in sink.subjects()} == {"ann@example.com", "bob@example.com"}
+    assert _states(jws, "w")["4"] == ("active", "pause")

@@ -1,5 +1,6 @@
 """CLI of journeys (contract section 7): ``segmenta journey create|publish|stop|report``, plus ``list``,
-``show`` and ``advance`` (one journey's pass; ``segmenta worker --once`` advances every live one).
+``show``, ``pause``/``resume`` and ``advance`` (one journey's pass; ``segmenta worker --once``
+advances every live one).
 
 Registered on ``app`` of :mod:`segmenta.interfaces.cli` (imported at its end). Exit status:
 0 done; 2 rejected input (a bad file names the step and field; nothing changed); 1 anything else.
@@ -51,6 +52,20 @@ def publish(name: Name, as_json: Json = False) -> None:
         _echo(info)
         return
     typer.echo(f"journey {name} is live: {info['report']['entered']} entered")
+
+
+@journey_app.command("pause")
+def pause(name: Name) -> None:
+    """Pause a live journey: no step runs and nobody enters until resume; its segments stay in use."""
+    _journeys(lambda j: j.pause(name))
+    typer.echo(f"journey {name} paused")
+
+
+@journey_app.command("resume")
+def resume(name: Name) -> None:
+    """Resume a paused journey; the next pass catches up on what fell due meanwhile."""
+    _journeys(lambda j: j.resume(name))
+    typer.echo(f"journey {name} is live again")
 
 
 @journey_app.command("stop")

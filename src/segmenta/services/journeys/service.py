@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("segmenta.journeys")
 
-DRAFT, LIVE, STOPPED = "draft", "live", "stopped"
+DRAFT, LIVE, PAUSED, STOPPED = "draft", "live", "paused", "stopped"
 ACTIVE, EXITED, FINISHED = "active", "exited", "finished"
 #: An entry held back by the rate limit: not in the journey yet, tried again on the next pass.
 PENDING = "pending"
@@ -122,6 +122,8 @@ class Journeys:
     def __init__(self, segs: Segments) -> None:
         self.segs = segs
         self.store = segs.store
+        #: Members read in this pass, by segment (a pass changes no membership; the next pass reads again).
+        self._pass_members: dict[str, set[str]] = {}
 
     # -- definitions ---------------------------------------------------------------------
 
@@ -242,10 +244,27 @@ class Journeys:
             j.status, j.published_at, j.updated_at, j.event_offset = LIVE, now, now, offset
             jid = j.id
         report = AdvanceReport(spec.name)
+        self._pass_members = {}
         with self.store.session() as s:
             candidates = self._members(roles["entry"])
             self._enter(s, jid, spec, candidates, epoch_s(now), offset, report)
             self._exits(s, jid, spec, {}, epoch_s(now), offset, report)
+        return self.show(name)
+
+    def pause(self, name: str) -> dict[str, Any]:
+        """Live -> paused: no step runs and nobody enters; its segments stay in use, records stay where they are."""
+        return self._set_status(name, LIVE, PAUSED)
+
+    def resume(self, name: str) -> dict[str, Any]:
+        """Paused -> live: the next pass catches up, in logical time, on what fell due while paused."""
+        return self._set_status(name, PAUSED, LIVE)
+
+    def _set_status(self, name: str, current: str, new: str) -> dict[str, Any]:
+        with self.store.session() as s:
+            j = self._get(s, name)
+            if j.status != current:
+                raise Conflict([Problem(name, f"is {j.status}; only a {current} journey can become {new}")])
+            j.status, j.updated_at = new, clock.now()
         return self.show(name)
 
     def stop(self, name: str) -> dict[str, Any]:
@@ -254,7 +273,7 @@ class Journeys:
             j = self._get(s, name)
             if j.status == STOPPED:
                 return self._info(j)
-            was_live = j.status == LIVE
+            was_live = j.status in (LIVE, PAUSED)
             j.status, j.stopped_at, j.updated_at = STOPPED, clock.now(), clock.now()
             definition = j.definition
         if was_live:
@@ -356,11 +375,13 @@ class Journeys:
     # -- membership ---------------------------------------------------------------------------
 
     def _members(self, names: Iterable[str]) -> set[str]:
-        """The current members (as text keys) of the named segments, together."""
+        """The current members (as text keys) of the named segments, together (read once per segment in a pass)."""
         out: set[str] = set()
         for n in names:
-            _, keys = self.segs.members(n)
-            out.update(str(k) for k in keys)
+            if n not in self._pass_members:
+                _, keys = self.segs.members(n)
+                self._pass_members[n] = {str(k) for k in keys}
+            out |= self._pass_members[n]
         return out
 
     def _events(self, spec: JourneySpec, after: int) -> tuple[list[Any], int]:
@@ -441,6 +462,7 @@ class Journeys:
             return True
 
     def _advance(self, jid: int) -> AdvanceReport:
+        self._pass_members = {}
         with self.store.session() as s:
             j = s.get(Journey, jid)
             assert j is not None

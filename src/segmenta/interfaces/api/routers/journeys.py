@@ -55,6 +55,20 @@ def publish(name: str, ctx: Publish) -> dict[str, Any]:
     return Journeys(ctx.segs).publish(name)
 
 
+@router.post("/{name}/pause")
+def pause(name: str, ctx: Stop) -> dict[str, Any]:
+    """Live -> paused: no step runs and nobody enters; its segments stay in use."""
+    ctx.audit_object = name
+    return Journeys(ctx.segs).pause(name)
+
+
+@router.post("/{name}/resume")
+def resume(name: str, ctx: Publish) -> dict[str, Any]:
+    """Paused -> live; the next pass catches up on what fell due meanwhile."""
+    ctx.audit_object = name
+    return Journeys(ctx.segs).resume(name)
+
+
 @router.post("/{name}/stop")
 def stop(name: str, ctx: Stop) -> dict[str, Any]:
     """Stop the journey and release its segments."""
