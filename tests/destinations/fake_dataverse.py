@@ -392,7 +392,7 @@ class FakeDataverse(_Base):
         with self.lock:
             current = self.members.setdefault(key, set())
             if action == "msdynmkt_AddStaticMembers":
-                if len(current | set(ids)) > 200_000:
+                if len(current) + sum(1 for i in ids if i not in current) > 200_000:
                     self.violations.append("a static member group holds at most 200,000 members")
                     h.reply(400, {"error": {"message": "group full"}})
                     return
