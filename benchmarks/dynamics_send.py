@@ -22,9 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.destinations.fake_dataverse import FakeAuthority, FakeDataverse  # noqa: E402
+
 from segmenta.destinations.base import Checkpoint, Payload  # noqa: E402
 from segmenta.destinations.dynamics import Dynamics365Marketing, DynamicsSettings  # noqa: E402
-from tests.destinations.fake_dataverse import FakeAuthority, FakeDataverse  # noqa: E402
 
 
 def _serve(conn: Any, latency: float) -> None:
