@@ -34,6 +34,7 @@ check: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the layer contract: .importlinter
 
 fmt: setup
 	$(BIN)/ruff format src tests benchmarks

@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 
 from segmenta import clock
 from segmenta import sample_vocab as V
+from segmenta.engines.ingest import arrow_schema
 from segmenta.model.schema import Model
-from segmenta.services.loading import arrow_schema
 
 if TYPE_CHECKING:
     from segmenta.workspace import Workspace

@@ -97,9 +97,10 @@ class Workspace:
         self._settings = settings
         #: Bounds of a definition (``limits:`` in segmenta.yaml); pass them to every parse_definition.
         self.limits = DefinitionLimits.from_config(config.get("limits"))
-        #: Resolves ``in_segment``: by default the stored membership of a live saved segment
-        #: (segmenta.services.segments; the store is opened on first use).
-        self.segment_source: SegmentSource | None = _saved_segments(self)
+        #: Resolves ``in_segment``: the stored membership of a live saved segment, wired by the
+        #: services (``Segments``; ``services.stores.with_saved_segments`` for the CLI), since the
+        #: facade imports no service. None: ``in_segment`` is refused with a clear error.
+        self.segment_source: SegmentSource | None = None
 
     # -- opening ---------------------------------------------------------------
 
@@ -218,7 +219,7 @@ class Workspace:
         refused = self.engine.read_only_reason(table)
         if refused is not None:
             raise RejectedInput([Problem(table, refused)])
-        from segmenta.services.loading import read_table_file  # pyarrow's CSV and Parquet readers: only for load
+        from segmenta.engines.ingest import read_table_file  # pyarrow's CSV and Parquet readers: only for load
 
         data = read_table_file(file, table, self.model.table(table))
         self.engine.replace_table(table, self.model.table(table), data)
@@ -341,15 +342,6 @@ def _initial_config(path: Path, settings: Mapping[str, Any] | None, engine: str 
 
 
 def _empty(table: Any) -> pa.Table:
-    from segmenta.services.loading import arrow_schema
+    from segmenta.engines.ingest import arrow_schema
 
     return arrow_schema(table).empty_table()
-
-
-def _saved_segments(ws: Workspace) -> SegmentSource:
-    def source(name: str, table: str) -> exp.Query:
-        from segmenta.services.segments import stored_segment_source
-
-        return stored_segment_source(ws, name, table)
-
-    return source

@@ -156,7 +156,7 @@ def test_lists_and_import_csv_count_the_same_on_both_engines(both: dict[str, Lif
     }
     assert got["spark"][2] == [1, 2, 3, 5, 6]
     assert got["spark"][4] == [("add", 3, 3, 0), ("remove", 2, 0, 1), ("import", 5, 3, 0), ("import", 5, 0, 0)]
-    assert not list((both["spark"].ws / "spark-tables" / ".segments" / ".imports").iterdir())  # import files removed
+    assert not list((both["spark"].ws / "spark-tables" / ".staged").iterdir())  # the import's scratch files removed
 
 
 def test_in_segment_reads_the_committed_membership_on_spark(both: dict[str, Lifecycle]) -> None:

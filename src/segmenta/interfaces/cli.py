@@ -150,9 +150,10 @@ def errors() -> Iterator[None]:
 
 def with_workspace(fn: Callable[[Workspace], T]) -> T:
     with errors():
+        from segmenta.services.stores import with_saved_segments
         from segmenta.workspace import Workspace
 
-        ws = Workspace.open(settings=settings())
+        ws = with_saved_segments(Workspace.open(settings=settings()))
         try:
             return fn(ws)
         finally:

@@ -71,10 +71,10 @@ def with_views(fn: Callable[[Any], T]) -> T:
 
 def _on_store(fn: Callable[[Any], T]) -> T:
     from segmenta.services.segment_views import StoredSegments
-    from segmenta.store.database import Store, resolve_url
+    from segmenta.services.stores import open_store
 
     chosen = settings()
-    store = Store(resolve_url(chosen.workspace, chosen.config))
+    store = open_store(chosen.workspace, chosen.config)
     try:
         return fn(StoredSegments(store))
     finally:

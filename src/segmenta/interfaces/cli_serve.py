@@ -109,8 +109,8 @@ def _users(fn: Any) -> Any:
     from types import SimpleNamespace
 
     from segmenta.errors import NotFound, Problem
+    from segmenta.services.stores import open_store
     from segmenta.services.users import Users
-    from segmenta.store.database import Store, resolve_url
     from segmenta.workspace import MODEL_FILE
 
     with errors():
@@ -118,7 +118,7 @@ def _users(fn: Any) -> Any:
         if not (path / MODEL_FILE).is_file():
             raise NotFound([Problem(str(path), "is not a segmenta workspace (no model.yaml); create it with 'segmenta init'")])
         chosen = settings()
-        store = Store(resolve_url(path, chosen.config))
+        store = open_store(path, chosen.config)
         try:
             return fn(SimpleNamespace(users=Users(store), store=store))
         finally:

@@ -41,9 +41,27 @@ from segmenta.membership.base import MembershipBase, counted, ident, key_data_ty
 from segmenta.types import ENTERED, EXITED, Changes, RunRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pyarrow as pa
 
-    from segmenta.engines.spark import SparkEngine
+    from segmenta.engines.base import Engine
+
+    class SparkEngine(Engine):
+        """What this store needs of its engine (``segmenta.engines.spark.SparkEngine`` has it), named
+        here rather than imported: membership imports no concrete engine (``.importlinter``)."""
+
+        root: Path
+
+        @property
+        def spark(self) -> Any: ...
+
+        def frame(self, sql: str) -> Any: ...
+
+        def register_parquet_view(self, name: str, locate: Callable[[], str], schema: str | None = None) -> None: ...
+
+        def forget_view(self, name: str) -> None: ...
+
 
 SEGMENTS_DIR = ".segments"
 COMMIT = "COMMIT"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -15,7 +15,12 @@ from segmenta.store.database import Store as Store
 from segmenta.store.database import resolve_url
 from segmenta.store.models import Segment
 
-__all__ = ["ROLES", "Store", "open_store", "segment_ids"]
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from segmenta.workspace import Workspace
+
+__all__ = ["ROLES", "Store", "open_store", "segment_ids", "with_saved_segments"]
 
 
 def open_store(workspace: Path, config: Mapping[str, Any], url: str | None = None) -> Store:
@@ -27,3 +32,19 @@ def segment_ids(store: Store, names: list[str]) -> dict[str, int]:
     """The ids of the saved segments named ``names`` (deleted ones included; missing names left out)."""
     with store.session() as s:
         return {n: i for n, i in s.execute(select(Segment.name, Segment.id).where(Segment.name.in_(names)))}
+
+
+def with_saved_segments(ws: Workspace) -> Workspace:
+    """``ws`` resolving ``in_segment`` from its saved segments (their store opened for each lookup).
+
+    The workspace facade imports no service (``.importlinter``), so a composition root that
+    opens a plain workspace (the CLI) wires this in; :class:`~segmenta.services.segments.Segments`
+    wires its own store.
+    """
+    from segmenta.services.segments import stored_segment_source
+
+    def source(name: str, table: str) -> exp.Query:
+        return stored_segment_source(ws, name, table)
+
+    ws.segment_source = source
+    return ws
