@@ -53,3 +53,26 @@ def test_a_pii_restricted_user_cannot_route_by_a_pii_column(api: Api) -> None:
     r = api.call("restricted", "POST", "/api/assignment/segments", json={"definition": EMAIL, "name": "mail"})
     assert r.status_code == 422
     assert api.call("admin", "GET", "/api/assignment/tables/contact/segments").json()[0]["name"] == "default"
+
+
+def test_rules_queue_and_sellers_over_rest(api: Api) -> None:
+    assert api.call("admin", "POST", "/api/assignment/segments", json={"definition": GOLD, "name": "gold"}).status_code == 201
+    rule = {"name": "accounts", "pool": {"table": "account", "sellers": [1, 2]}, "distribution": "round_robin"}
+    r = api.call("marketer", "POST", "/api/assignment/segments/gold/rules", json=rule)
+    assert r.status_code == 201, r.text
+    assert api.call("viewer", "POST", "/api/assignment/segments/gold/rules", json=rule).status_code == 403
+    bad = {"name": "bad", "pool": {"table": "account", "sellers": [{"x": 1}]}}
+    assert api.call("admin", "POST", "/api/assignment/segments/gold/rules", json=bad).status_code == 422
+    r = api.call("marketer", "PUT", "/api/assignment/segments/gold/rules/accounts/active", json={"active": True})
+    assert r.status_code == 200 and r.json()[0]["active"]
+    assert api.call("marketer", "POST", "/api/assignment/segments/gold/activate").status_code == 200
+    members = api.call("viewer", "GET", "/api/assignment/segments/gold/simulate").json()["keys"]
+    sellers = {
+        api.call("viewer", "GET", f"/api/assignment/tables/contact/records/{k}").json()["assignment"]["seller"] for k in members
+    }
+    assert sellers <= {"1", "2"} and sellers
+    load = api.call("viewer", "GET", "/api/assignment/sellers/account/1").json()["load"]
+    assert load + api.call("viewer", "GET", "/api/assignment/sellers/account/2").json()["load"] == len(members)
+    assert api.call("viewer", "GET", "/api/assignment/tables/contact/queue").json() == []
+    assert api.call("viewer", "GET", "/api/assignment/tables/nope/queue").status_code == 404
+    assert api.call("viewer", "GET", "/api/assignment/sellers/account/999").status_code == 404

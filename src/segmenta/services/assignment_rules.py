@@ -42,7 +42,7 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
@@ -167,8 +167,20 @@ class Rules:
             if m.get("record") not in self.ws.model.table(table).columns:
                 raise RejectedInput([Problem(f"/pool/match/{i}/record", f"a column of {table!r}")])
         for k in ("sellers", "teams"):
-            if k in pool and not isinstance(pool[k], list):
-                raise RejectedInput([Problem(f"/pool/{k}", "a list")])
+            if k in pool and (
+                not isinstance(pool[k], list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in pool[k])
+            ):
+                raise RejectedInput([Problem(f"/pool/{k}", "a list of keys (text or whole numbers)")])
+        columns = pool.get("columns", {})
+        if not isinstance(columns, dict) or any(
+            k not in SELLER_COLUMNS or not isinstance(v, str) or v not in stable.columns for k, v in columns.items()
+        ):
+            raise RejectedInput([Problem("/pool/columns", f"maps {', '.join(SELLER_COLUMNS)} to columns of {pool['table']!r}")])
+        unknown = [k for k in pool if k not in ("table", "where", "match", "sellers", "teams", "columns")]
+        if unknown:
+            raise RejectedInput(
+                [Problem(f"/pool/{unknown[0]}", "unknown key; keys: table, where, match, sellers, teams, columns")]
+            )
         return spec
 
     def add(self, segment: str, spec: Any, *, position: int | None = None) -> dict[str, Any]:
@@ -285,6 +297,7 @@ class Rules:
         matched: dict[int, set[Any]],
         load: dict[str, int],
         last: dict[str, int],
+        pools: dict[int, dict[tuple[Any, ...], list[dict[str, Any]]]],
     ) -> Decision:
         now = clock.now()
         active = [r for r in rules if r.active]
@@ -293,13 +306,13 @@ class Rules:
             return Decision(None, "queued", "no_rule", None, False, {"rules": [r.name for r in active]})
         spec = rule.spec
         pool = spec["pool"]
-        sellers = self._sellers(pool)
-        for m in pool.get("match") or []:
-            sellers = [
-                x
-                for x in sellers
-                if x["_row"].get(m["seller"]) is not None and x["_row"].get(m["seller"]) == record.get(m["record"])
-            ]
+        if rule.id not in pools:  # one query per rule and call, not per record; indexed by the matched values
+            index: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+            for x in self._sellers(pool):
+                index.setdefault(tuple(x["_row"].get(m["seller"]) for m in pool.get("match") or []), []).append(x)
+            pools[rule.id] = index
+        wanted = tuple(record.get(m["record"]) for m in pool.get("match") or [])
+        sellers = [] if any(v is None for v in wanted) else pools[rule.id].get(wanted, [])
         detail: dict[str, Any] = {"rule": rule.name, "pool": [x["key"] for x in sellers]}
         overdue = False
         if spec.get("created_within_hours"):
@@ -349,20 +362,53 @@ class Rules:
                 if str(k) in seg_of:
                     by_segment.setdefault(seg_of[str(k)], []).append(k)
             load, last = self._load(s, table)
+            turn = int(s.scalar(select(func.max(AssignmentDecision.id))) or 0)  # decisions in the order they are made
+            rows: list[dict[str, Any]] = []
             for seg_id, seg_keys in by_segment.items():
                 rules = self._rules(s, seg_id)
                 if not rules:
                     continue
                 matched = {r.id: self._matching(table, r, seg_keys) for r in rules if r.active}
                 records = self._records(table, seg_keys)
+                pools: dict[int, dict[tuple[Any, ...], list[dict[str, Any]]]] = {}
                 for k in seg_keys:
-                    decision = self._choose(s, table, k, rules, records.get(k, {}), matched, load, last)
-                    made = self._store(s, table, k, seg_id, decision, now)
+                    decision = self._choose(s, table, k, rules, records.get(k, {}), matched, load, last, pools)
+                    turn += 1
+                    rows.append(self._row(table, k, seg_id, decision, now))
                     counts[decision.status] += 1
                     if decision.seller is not None:
                         load[str(decision.seller)] = load.get(str(decision.seller), 0) + 1
-                        last[str(decision.seller)] = made
+                        last[str(decision.seller)] = turn
+            decided = [r["key"] for r in rows]
+            for start in range(0, len(decided), 500):
+                s.execute(
+                    update(AssignmentDecision)
+                    .where(
+                        AssignmentDecision.table_name == table,
+                        AssignmentDecision.key.in_(decided[start : start + 500]),
+                        AssignmentDecision.current,
+                    )
+                    .values(current=False)
+                )
+            if rows:
+                s.execute(insert(AssignmentDecision), rows)
         return counts
+
+    def _row(self, table: str, key: Any, seg_id: int | None, decision: Decision, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "at": now,
+            "table_name": table,
+            "key": str(key),
+            "segment_id": seg_id,
+            "rule_id": decision.rule_id,
+            "seller": None if decision.seller is None else str(decision.seller),
+            "status": decision.status,
+            "manual": decision.reason == "manual",
+            "overdue": decision.overdue,
+            "current": True,
+            "reason": decision.reason,
+            "detail": decision.detail,
+        }
 
     def _matching(self, table: str, rule: AssignmentRule, keys: list[Any]) -> set[Any]:
         where = rule.spec.get("where")

@@ -104,3 +104,63 @@ def rerun(ctx: Edit, table: str) -> dict[str, Any]:
     """Apply the order in force to every record its segment lets move; what moved."""
     ctx.audit_object = table
     return _wa(ctx).rerun(table)
+
+
+# -- rules, the unassigned queue and sellers (issue 12 items 2 and 3) ------------------------------
+
+
+def _rules(ctx: Ctx) -> Any:
+    from segmenta.services.assignment_rules import Rules
+
+    return Rules(_wa(ctx))
+
+
+class RuleActive(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool
+
+
+@router.get("/segments/{name}/rules")
+def list_rules(ctx: Read, name: str) -> list[dict[str, Any]]:
+    """The segment's assignment rules in evaluation order."""
+    rules: list[dict[str, Any]] = _rules(ctx).list_rules(name)
+    return rules
+
+
+@router.post("/segments/{name}/rules", status_code=201)
+def add_rule(ctx: Create, name: str, body: dict[str, Any], position: int | None = None) -> dict[str, Any]:
+    """Add an inactive rule (the rule file's JSON) at ``position`` (default last)."""
+    ctx.audit_object = name
+    added: dict[str, Any] = _rules(ctx).add(name, body, position=position)
+    return added
+
+
+@router.put("/segments/{name}/rules/{rule}/active")
+def set_rule_active(ctx: Edit, name: str, rule: str, body: RuleActive) -> list[dict[str, Any]]:
+    """Activate (at most 10 per segment) or deactivate a rule."""
+    ctx.audit_object = f"{name}/{rule}"
+    rules: list[dict[str, Any]] = _rules(ctx).set_active(name, rule, body.active)
+    return rules
+
+
+@router.get("/tables/{table}/queue")
+def unassigned(ctx: Read, table: str) -> list[dict[str, Any]]:
+    """Records no seller could take, with the reason (no_rule, pool_empty, at_capacity, unavailable)."""
+    _wa(ctx)._table(table)
+    rows: list[dict[str, Any]] = _rules(ctx).queue(table)
+    return rows
+
+
+@router.post("/tables/{table}/queue/retry")
+def retry_queue(ctx: Edit, table: str) -> dict[str, int]:
+    ctx.audit_object = table
+    _wa(ctx)._table(table)
+    counts: dict[str, int] = _rules(ctx).retry(table)
+    return counts
+
+
+@router.get("/sellers/{table}/{key}")
+def seller(ctx: Read, table: str, key: str) -> dict[str, Any]:
+    """One seller's load against capacity, availability now and assigned records."""
+    info: dict[str, Any] = _rules(ctx).seller(table, key)
+    return info
