@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -44,6 +44,22 @@ class RunRecord:
     size: int
     entered: int
     exited: int
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The membership events of a workspace, in offset order (one per key entering or leaving a segment).
+
+    Rows: ``offset, segment_id, key`` (text), ``change, refresh_id, at, version, cause`` (JSON).
+    """
+
+    def last(self) -> int:
+        """The last offset handed out (0: none yet)."""
+        ...
+
+    def read(self, *, after: int, segment_ids: list[int] | None, limit: int) -> pa.Table:
+        """Up to ``limit`` committed events with an offset above ``after`` (of those segments only, if given)."""
+        ...
 
 
 @runtime_checkable
@@ -84,15 +100,21 @@ class MembershipStore(Protocol):
         at: dt.datetime,
         version: int | None,
         before_commit: Callable[[], None] | None = None,
+        cause: Mapping[str, Any] | None = None,
+        within: exp.Query | None = None,
     ) -> Changes:
-        """Make the members ``query``'s keys (an evaluation)."""
+        """Make the members ``query``'s keys (an evaluation); ``within``: only among these keys."""
         ...
 
-    def add(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
+    def add(
+        self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None, cause: Mapping[str, Any] | None = None
+    ) -> Changes:
         """Add the keys of ``keys`` (a query of one key column)."""
         ...
 
-    def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
+    def remove(
+        self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None, cause: Mapping[str, Any] | None = None
+    ) -> Changes:
         """Remove the keys of ``keys`` (a query of one key column)."""
         ...
 

@@ -166,7 +166,7 @@ def _swap_members_table(life: Lifecycle, name: str, *, broken: bool) -> None:
         table, kept = f'"{schema}"."members_{seg_id}"', f'"{schema}"."kept_members_{seg_id}"'
         if broken:
             ws.engine.run(f'ALTER TABLE {table} RENAME TO "kept_members_{seg_id}"')
-            ws.engine.run(f"CREATE VIEW {table} AS SELECT * FROM {kept}")
+            ws.engine.run(f"CREATE VIEW {table} AS SELECT DISTINCT * FROM {kept}")  # not updatable on any engine
         else:
             ws.engine.run(f"DROP VIEW {table}")
             ws.engine.run(f'ALTER TABLE {kept} RENAME TO "members_{seg_id}"')

@@ -28,7 +28,9 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from sqlglot import exp
 
@@ -87,6 +89,59 @@ def affected_by_segment(model: Model, reads: Reads, segment: str, keys: exp.Quer
         keys.subquery("segment_keys", copy=True)
     )
     return _union([_walk(model, reads.audience, scope, start, None, None) for scope in scopes])
+
+
+def clock_affected_keys(model: Model, reads: Reads, before: dt.datetime, after: dt.datetime) -> exp.Query | None:
+    """The keys of the audience records whose membership may change when the clock moves from ``before`` to ``after``.
+
+    For each relative window the definition reads, the records of its table whose condition
+    answers differently at the two clocks (they crossed an edge of the window), walked back
+    to the audience along the window's route; None when the definition reads no window.
+    Null-safe: a condition that is null at one clock and false at the other changes nothing.
+    """
+    from segmenta.compiler.compile import attribute_predicate
+
+    if not reads.windows:
+        return None
+    starts: list[exp.Select] = []
+    for w in reads.windows:
+        table = model.table(w.table)
+        col = exp.column(w.condition.attribute, quoted=True)
+        ctype = table.column(w.condition.attribute).type
+
+        def holds(at: dt.datetime, cond: Any = w.condition, c: exp.Column = col, t: Any = ctype) -> exp.Expr:
+            predicate = attribute_predicate(c.copy(), t, cond.op, cond.value, as_of=at, case_sensitive=cond.case_sensitive)
+            return exp.func("COALESCE", exp.paren(predicate), exp.false())
+
+        crossed = exp.NEQ(this=holds(before), expression=holds(after))
+        start = (
+            exp.select(exp.alias_(_c(table.key), KEY, quoted=True))
+            .from_(exp.Table(this=exp.to_identifier(w.table, quoted=True)))
+            .where(exp.and_(_swept(col, ctype, w.condition, before, after), crossed))
+        )
+        scope = Scope(route=w.route, table=w.table, columns=frozenset({w.condition.attribute}))
+        starts.append(_walk(model, reads.audience, scope, start, None, None))
+    return _union(starts)
+
+
+def _swept(col: exp.Column, ctype: Any, cond: Any, before: dt.datetime, after: dt.datetime) -> exp.Expr:
+    """The values an edge of ``cond``'s window sweeps over between the two clocks (a range test an engine can index).
+
+    A record can cross the window only if its value lies between an edge's two positions.
+    """
+    from segmenta.compiler.compile import _date_lit, _ts_lit
+    from segmenta.compiler.timewindows import date_window, datetime_window
+    from segmenta.model.schema import ColumnType
+
+    op = "in_next" if cond.op == "in_next" else "in_last"
+    if ctype is ColumnType.DATE:
+        (l0, h0), (l1, h1) = date_window(op, cond.value, before), date_window(op, cond.value, after)
+        lit: Any = _date_lit
+    else:
+        (l0, h0), (l1, h1) = datetime_window(op, cond.value, before), datetime_window(op, cond.value, after)
+        lit = _ts_lit
+    edges = [exp.Between(this=col.copy(), low=lit(min(a, b)), high=lit(max(a, b))) for a, b in ((l0, l1), (h0, h1))]
+    return exp.paren(exp.or_(*edges))
 
 
 def _walk(

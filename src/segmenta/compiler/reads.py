@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from segmenta.model import definition as d
+from segmenta.model.operators import WINDOW_VALUE
 from segmenta.model.schema import Model, Relationship
 from segmenta.model.validate import measure_filter
 
@@ -51,11 +52,24 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A relative-window condition (its answer moves with the clock) on the records of ``table`` reached by ``route``."""
+
+    route: tuple[Step, ...]
+    table: str
+    condition: d.AttributeCondition
+
+
+@dataclass(frozen=True)
 class Reads:
-    """Everything one definition reads, by scope; ``columns`` and ``segments`` are the flat views."""
+    """Everything one definition reads, by scope; ``columns`` and ``segments`` are the flat views.
+
+    ``windows``: the conditions whose answer changes when the clock moves, with no record changing.
+    """
 
     audience: str
     scopes: tuple[Scope, ...]
+    windows: tuple[Window, ...] = ()
     columns: frozenset[tuple[str, str]] = field(init=False)
     segments: frozenset[str] = field(init=False)
 
@@ -92,7 +106,7 @@ def segment_reads(definition: d.Definition, model: Model) -> Reads:
         Scope(route=route, table=tbl, columns=frozenset(cols), segments=frozenset(walker.segments.get(route, ())))
         for route, (tbl, cols) in sorted(walker.scopes.items())
     )
-    return Reads(audience=definition.audience, scopes=scopes)
+    return Reads(audience=definition.audience, scopes=scopes, windows=tuple(walker.windows))
 
 
 class _Walker:
@@ -100,6 +114,7 @@ class _Walker:
         self.model = model
         self.scopes: dict[tuple[Step, ...], tuple[str, set[str]]] = {}
         self.segments: dict[tuple[Step, ...], set[str]] = {}
+        self.windows: list[Window] = []
 
     def read(self, route: tuple[Step, ...], table: str, column: str) -> None:
         self.scopes.setdefault(route, (table, set()))[1].add(column)
@@ -135,23 +150,43 @@ class _Walker:
         route, table = self.path(route, table, node.path)
         if isinstance(node, d.AttributeCondition):
             self.read(route, table, node.attribute)
+            if node.op in WINDOW_VALUE:
+                self.windows.append(Window(route, table, node))
         elif isinstance(node, d.InSegment):
             self.read(route, table, self.model.table(table).key)
             self.segments.setdefault(route, set()).add(node.segment)
-        elif isinstance(node, (d.RelatedCondition, d.AggregateCondition)):
-            self.related(
-                route, table, node.related, node.where, node.attribute if isinstance(node, d.AggregateCondition) else None
-            )
+        elif isinstance(node, d.RelatedCondition):
+            self.related(route, table, node.related, node.where, None)
+        elif isinstance(node, d.AggregateCondition):
+            self.related(route, table, node.related, node.where, node.attribute, window=(node.op, node.value))
         elif isinstance(node, d.MeasureCondition):
             m = self.model.measures[node.measure]
-            self.related(route, table, m.related, measure_filter(self.model, node.measure), m.aggregate.attribute)
+            self.related(
+                route,
+                table,
+                m.related,
+                measure_filter(self.model, node.measure),
+                m.aggregate.attribute,
+                window=(node.op, node.value),
+            )
 
     def related(
-        self, route: tuple[Step, ...], table: str, related: str, where: d.Condition | None, attribute: str | None
+        self,
+        route: tuple[Step, ...],
+        table: str,
+        related: str,
+        where: d.Condition | None,
+        attribute: str | None,
+        *,
+        window: tuple[str, Any] | None = None,
     ) -> None:
         rel = self.model.one_to_many(table, related)
         assert rel is not None, f"no one-to-many {related!r} from {table!r}"  # validation rejects this
         inner, target = self.step(route, table, rel, "down")
         if attribute is not None:
             self.read(inner, target, attribute)
+            if window is not None and window[0] in WINDOW_VALUE:
+                # an aggregate (a latest date) in a window: it crosses an edge only when some row's value does
+                cond = d.AttributeCondition(attribute=attribute, op=window[0], value=window[1])
+                self.windows.append(Window(inner, target, cond))
         self.condition(where, inner, target)

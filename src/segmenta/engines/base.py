@@ -29,7 +29,7 @@ from segmenta.model.schema import Column, ColumnType, Table
 if TYPE_CHECKING:
     import pyarrow as pa  # imported where a result is built: the CLI's evaluate needs no Arrow (start-up)
 
-    from segmenta.types import MembershipStore
+    from segmenta.types import EventLog, MembershipStore
 
 log = logging.getLogger("segmenta.engine")
 
@@ -189,7 +189,20 @@ class Engine(ABC):
         """
         return None
 
-    #: The schema of segmenta's own tables in the engine (saved segments' membership, history, runs).
+    #: Whether ``segmenta records`` can change this engine's tables (one transaction for the change
+    #: and its bookkeeping); an engine without SQL transactions says no.
+    supports_record_changes: bool = True
+
+    def serialise(self, topic: str) -> list[exp.Expr]:
+        """Hook: statements that, first in a transaction, make transactions on ``topic`` take turns.
+
+        Until the transaction ends, another one that runs them for the same topic waits. The
+        default is none: an engine with one writer at a time (DuckDB) has nothing to add; a
+        server with concurrent writers (PostgreSQL) takes a transaction-level lock.
+        """
+        return []
+
+    #: The schema of segmenta's own tables in the engine (saved segments' membership, events, runs).
     meta_schema: str = "segmenta"
 
     def membership_store(self, segment_id: int, key: str, key_type: ColumnType) -> MembershipStore:
@@ -197,6 +210,12 @@ class Engine(ABC):
         from segmenta.membership.sql import SqlMembership
 
         return SqlMembership(self, segment_id, key, key_type)
+
+    def event_log(self) -> EventLog:
+        """Hook: the workspace's membership event log; by default the ``events`` table of :meth:`membership_store`'s."""
+        from segmenta.membership.sql import SqlEventLog
+
+        return SqlEventLog(self)
 
     def stream(self, query: exp.Expr, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
         """Hook: the rows of ``query`` as Arrow record batches; by default the batches of :meth:`run`."""

@@ -435,6 +435,16 @@ class PostgresEngine(Engine):
             if before_commit is not None:
                 before_commit()
 
+    def serialise(self, topic: str) -> list[exp.Expr]:
+        """A transaction-level advisory lock per (meta schema, topic): let go at commit or rollback, a crash included.
+
+        On READ COMMITTED two writes of one segment at once would each compute their changes
+        against the same old members; the second now waits until the first has committed.
+        """
+        digest = hashlib.sha256(f"segmenta {self.meta_schema} {topic}".encode()).digest()
+        number = int.from_bytes(digest[:8], "big", signed=True)
+        return [exp.select(exp.Anonymous(this="pg_advisory_xact_lock", expressions=[exp.Literal.number(number)]))]
+
     def read_only_reason(self, name: str) -> str | None:
         external = self._external(name)
         if external is None:

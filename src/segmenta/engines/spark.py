@@ -44,7 +44,7 @@ from segmenta.errors import EngineError, SegmentaError, UnsupportedFeature
 from segmenta.model.schema import ColumnType, Table
 
 if TYPE_CHECKING:
-    from segmenta.types import MembershipStore
+    from segmenta.types import EventLog, MembershipStore
 
 log = logging.getLogger("segmenta.engine.spark")
 
@@ -298,8 +298,7 @@ class SparkEngine(Engine):
         """``data`` as one Parquet file under the tables path (every executor reads it), as view ``name``."""
         from segmenta.fileio import make_private, private_dir
 
-        path = self._staged(name)
-        shutil.rmtree(path, ignore_errors=True)
+        path = self._fresh(name)
         private_dir(path)  # e.g. the addresses of an uploaded CSV: the owner's only
         pq.write_table(data, path / "part-00000.parquet")
         make_private(path / "part-00000.parquet")
@@ -310,8 +309,7 @@ class SparkEngine(Engine):
         """``query`` run once by Spark into Parquet under the tables path, as view ``name``: its rows stay in Spark."""
         from segmenta.fileio import private_dir
 
-        path = self._staged(name)
-        shutil.rmtree(path, ignore_errors=True)
+        path = self._fresh(name)
         private_dir(path.parent)
         self.frame(self.sql(query)).write.parquet(str(path))
         self.register_parquet_view(name, lambda: str(path))
@@ -324,11 +322,26 @@ class SparkEngine(Engine):
     def _staged(self, name: str) -> Path:
         return self.root / STAGED_DIR / name
 
+    def _fresh(self, name: str) -> Path:
+        """A new directory for scratch data ``name``, the old one and its view gone (a view keeps its file list)."""
+        self.forget_view(name)
+        shutil.rmtree(self._staged(name), ignore_errors=True)
+        return self._staged(name) / uuid.uuid4().hex
+
     def membership_store(self, segment_id: int, key: str, key_type: ColumnType) -> MembershipStore:
         """Parquet versions behind one commit file: Spark has no SQL transactions."""
         from segmenta.membership.files import FileMembership
 
         return FileMembership(self, segment_id, key, key_type)
+
+    #: No SQL transactions: a record change could not be applied all or nothing.
+    supports_record_changes = False
+
+    def event_log(self) -> EventLog:
+        """The committed event parts of every segment's files."""
+        from segmenta.membership.files import FileEventLog
+
+        return FileEventLog(self)
 
     def _replace_table(self, name: str, table: Table, data: pa.Table) -> None:
         if name in self.settings.tables:

@@ -7,7 +7,10 @@ The logic is written once, as sqlglot trees that any engine renders in its own d
   ``entered = new EXCEPT old`` and ``exited = old EXCEPT new``; a list ``add`` is
   ``keys EXCEPT members``; a ``remove`` is ``members INTERSECT keys``. Only changes are
   ever written, so history grows with changes, not with size x refreshes.
-- :meth:`MembershipBase.history_rows`: those changes stamped with the run (id, time, version).
+- :meth:`MembershipBase.event_rows`: those changes as membership events, stamped with the run
+  (id, time, version), the cause and their offsets in the workspace's one event log. The
+  events ARE the membership history: ``segment history`` and ``delta(run)`` read them, so
+  there is one log, not two.
 - :meth:`MembershipBase.members_after`: old members minus the exited plus the entered (for
   stores that write a whole new version rather than update in place).
 
@@ -18,7 +21,8 @@ implementation's business: :mod:`segmenta.membership.sql` and :mod:`segmenta.mem
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +47,18 @@ _KEY_TYPES: dict[ColumnType, str] = {
     ColumnType.BOOLEAN: "BOOLEAN",
 }
 
-#: The history's columns after the key: one row per key that entered or exited, per run.
-HISTORY_COLUMNS: tuple[tuple[str, str], ...] = (
+#: The event log's columns: one row per key that entered or exited a segment, in offset order over
+#: the workspace. Keys of every audience share the log, so they are kept as text (and typed back
+#: like the audience's key when read for one segment).
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("log_offset", "BIGINT"),
+    ("segment_id", "BIGINT"),
+    ("key", "VARCHAR"),
     ("change", "VARCHAR"),
     ("refresh_id", "BIGINT"),
     ("at", "TIMESTAMP"),
     ("version", "INTEGER"),
+    ("cause", "VARCHAR"),  # JSON: {"kind": publish|refresh|records|clock|import|..., "run": id, ...}
 )
 
 
@@ -82,6 +92,20 @@ def to_arrow(key: str, keys: list[Any]) -> pa.Table:
 
 def timestamp(at: dt.datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(at.isoformat(sep=" ")), "TIMESTAMP")
+
+
+@dataclass(frozen=True)
+class Write:
+    """One membership write: ``op`` of ``keys`` as run ``run_id`` (what the events of it say)."""
+
+    op: str
+    keys: exp.Query
+    run_id: int
+    at: dt.datetime
+    version: int | None
+    before_commit: Callable[[], None] | None
+    cause: Mapping[str, Any] | None
+    within: exp.Query | None
 
 
 @dataclass(frozen=True)
@@ -128,10 +152,22 @@ class MembershipBase:
         )
         return typed.subquery(alias, copy=False)
 
-    def delta_query(self, op: str, keys: exp.Query) -> exp.Select:
+    def _current_within(self, alias: str, within: exp.Query | None) -> exp.Expr:
+        """The current members (only those among ``within``'s keys, when given) as a FROM source named ``alias``."""
+        if within is None:
+            return self._current(alias)
+        scope = self._incoming(within, "w")
+        inner = exp.select(self._key("c")).from_(self._current("c"))
+        inner = inner.where(exp.In(this=self._key("c"), query=exp.select(self._key("w")).from_(scope).subquery()))
+        return inner.subquery(alias)
+
+    def delta_query(self, op: str, keys: exp.Query, *, within: exp.Query | None = None) -> exp.Select:
         """The changes that ``op`` of ``keys`` makes to the current members: rows of (key, change).
 
         ``keys`` is consumed (its ORDER BY is dropped in place; pass a copy to keep it).
+        ``within`` (a replace only): the write concerns only these keys. ``keys`` then holds
+        the members among them (an evaluation restricted to them), and members outside them
+        stay as they are: what a record change does, at the cost of the keys it touches.
         """
         change = exp.column("change")
         if op == REPLACE:
@@ -146,7 +182,7 @@ class MembershipBase:
                     .as_("change"),
                 )
                 .from_(self._incoming(keys, "n"), copy=False)
-                .join(self._current("o"), on=new.copy().eq(old.copy()), join_type="FULL OUTER", copy=False)
+                .join(self._current_within("o", within), on=new.copy().eq(old.copy()), join_type="FULL OUTER", copy=False)
                 .where(exp.or_(new.copy().is_(exp.null()), old.copy().is_(exp.null())), copy=False)
             )
         incoming = exp.select(self._key("i")).from_(self._incoming(keys, "i"), copy=False)
@@ -160,15 +196,32 @@ class MembershipBase:
             raise ValueError(f"unknown membership write {op!r}; writes: {REPLACE}, {ADD}, {REMOVE}")
         return exp.select(self._key("d"), exp.Literal.string(label).as_(change.name)).from_(changed.subquery("d"))
 
-    def history_rows(self, delta: exp.Table | exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> exp.Select:
-        """The history rows of one run: each (key, change) of ``delta`` stamped with the run."""
+    def event_rows(
+        self,
+        delta: exp.Table | exp.Query,
+        *,
+        run_id: int,
+        at: dt.datetime,
+        version: int | None,
+        cause: Mapping[str, Any] | None,
+        first_offset: exp.Expr,
+    ) -> exp.Select:
+        """The events of one run: each (key, change) of ``delta`` stamped with the run, numbered from ``first_offset``.
+
+        Within a run, entered come before exited, each by key (the order ``delta`` streams them).
+        """
         source = delta.copy() if isinstance(delta, exp.Table) else delta.subquery("d")
+        order = exp.Order(expressions=[exp.Ordered(this=exp.column("change")), exp.Ordered(this=self._key())])
+        number = exp.Window(this=exp.RowNumber(), order=order)
         return exp.select(
-            self._key(),
+            exp.cast(exp.Add(this=exp.paren(first_offset, copy=False), expression=number), "BIGINT").as_("log_offset"),
+            exp.cast(exp.Literal.number(self.segment_id), "BIGINT").as_("segment_id"),
+            exp.cast(self._key(), "VARCHAR").as_("key"),
             exp.column("change"),
             exp.cast(exp.Literal.number(run_id), "BIGINT").as_("refresh_id"),
             timestamp(at).as_("at"),
             exp.cast(exp.Null() if version is None else exp.Literal.number(version), "INTEGER").as_("version"),
+            exp.Literal.string(cause_json(run_id, cause)).as_("cause"),
         ).from_(source)
 
     def of_change(self, delta: exp.Table, change: str) -> exp.Select:
@@ -195,33 +248,32 @@ class MembershipBase:
         at: dt.datetime,
         version: int | None,
         before_commit: Callable[[], None] | None = None,
+        cause: Mapping[str, Any] | None = None,
+        within: exp.Query | None = None,
     ) -> Changes:
         """Replace the members with ``query``'s keys (an evaluation), recording who entered and exited.
 
         ``query`` is consumed (its ORDER BY is dropped in place; pass a copy to keep it).
         ``before_commit`` is called once everything is written and nothing committed (tests kill
-        the process there).
+        the process there). ``cause`` is what the events say caused them (``kind`` and more).
+        ``within``: only these keys are concerned (see :meth:`delta_query`).
         """
-        return self._write(REPLACE, query, run_id, at, version, before_commit)
+        return self._write(Write(REPLACE, query, run_id, at, version, before_commit, cause, within))
 
-    def add(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
-        """Add ``keys`` (a query of one key column); those not yet members are recorded as entered."""
-        return self._write(ADD, keys, run_id, at, version, None)
-
-    def remove(self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None) -> Changes:
-        """Remove ``keys``; those that were members are recorded as exited."""
-        return self._write(REMOVE, keys, run_id, at, version, None)
-
-    def _write(  # pragma: no cover - every store commits its own way
-        self,
-        op: str,
-        keys: exp.Query,
-        run_id: int,
-        at: dt.datetime,
-        version: int | None,
-        before_commit: Callable[[], None] | None,
+    def add(
+        self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None, cause: Mapping[str, Any] | None = None
     ) -> Changes:
-        """Apply the write ``op`` of ``keys`` (:meth:`delta_query`) as run ``run_id`` and commit it, all or nothing."""
+        """Add ``keys`` (a query of one key column); those not yet members are recorded as entered."""
+        return self._write(Write(ADD, keys, run_id, at, version, None, cause, None))
+
+    def remove(
+        self, keys: exp.Query, *, run_id: int, at: dt.datetime, version: int | None, cause: Mapping[str, Any] | None = None
+    ) -> Changes:
+        """Remove ``keys``; those that were members are recorded as exited."""
+        return self._write(Write(REMOVE, keys, run_id, at, version, None, cause, None))
+
+    def _write(self, w: Write) -> Changes:  # pragma: no cover - every store commits its own way
+        """Apply the write ``w`` (:meth:`delta_query`) as its run and commit it, all or nothing."""
         raise NotImplementedError
 
     # -- shared reading ----------------------------------------------------------------------
@@ -229,6 +281,11 @@ class MembershipBase:
     def source(self) -> exp.Select:
         """The query of the stored members' keys (what ``in_segment`` reads)."""
         return self._keys_of(self.members)
+
+
+def cause_json(run_id: int, cause: Mapping[str, Any] | None) -> str:
+    """An event's cause as stored: what the caller said (kind, change ids, clock) plus the run."""
+    return json.dumps({"kind": "refresh", **(cause or {}), "run": run_id}, sort_keys=True, default=str)
 
 
 def counted(rows: pa.Table) -> tuple[int, int]:

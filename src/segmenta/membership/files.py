@@ -4,8 +4,10 @@ Per segment (by id), under ``<tables_path>/.segments/<id>/``:
 
 - ``m-<uuid>/part-*.parquet``: one immutable members version per change, written by Spark
   (distributed; member keys never pass through the driver);
-- ``h-<uuid>/part-*.parquet``: the entries and exits of one run
-  (``<key>, change, refresh_id, at, version``);
+- ``e-<uuid>/part-*.parquet``: the membership events of one run (``offset, segment_id, key,
+  change, refresh_id, at, version, cause``: the workspace's event log, as on SQL engines);
+  parts of earlier versions (``h-<uuid>``, without offsets) are moved into the log by the
+  next write;
 - ``COMMIT``: a small JSON naming the current members version, the committed history
   parts, the size, and the last runs (id, version, time, size, counts). It is the ONE
   commit point: written to a temporary file, fsynced, then swapped in with ``os.replace``
@@ -17,7 +19,9 @@ plus the entered (:meth:`MembershipBase.members_after`); only then is ``COMMIT``
 A reader follows ``COMMIT`` and sees the old membership or the new, never a mix; a process
 killed before the swap leaves the previous ``COMMIT`` (and so the previous membership and
 history) in force, and the files it wrote are orphans that the next change removes.
-Writers of one segment take an exclusive ``flock`` on ``.lock``.
+Writers of one segment take an exclusive ``flock`` on ``.lock``; offsets are handed out from
+``.segments/EVENTS`` under ``.segments/.events.lock``, held until the commit file is swapped in,
+so offsets commit in their order (a killed write leaves a gap, never a reused offset).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,21 +41,25 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segmenta.membership.base import MembershipBase, counted, ident, key_data_type
+from segmenta.membership.base import EVENT_COLUMNS, MembershipBase, Write, counted, ident, key_data_type
 from segmenta.types import ENTERED, EXITED, Changes, RunRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Protocol
 
     import pyarrow as pa
 
-    from segmenta.engines.base import Engine
-
-    class SparkEngine(Engine):
+    class SparkEngine(Protocol):
         """What this store needs of its engine (``segmenta.engines.spark.SparkEngine`` has it), named
         here rather than imported: membership imports no concrete engine (``.importlinter``)."""
 
+        dialect: str
         root: Path
+
+        def sql(self, query: exp.Expr) -> str: ...
+
+        def run(self, query: exp.Expr | str, *, timeout_s: float | None = None) -> pa.Table: ...
 
         @property
         def spark(self) -> Any: ...
@@ -65,6 +73,9 @@ if TYPE_CHECKING:
 
 SEGMENTS_DIR = ".segments"
 COMMIT = "COMMIT"
+EVENTS_FILE = "EVENTS"
+#: The event parts' schema (Spark SQL).
+EVENT_SCHEMA = "log_offset BIGINT, segment_id BIGINT, key STRING, change STRING, refresh_id BIGINT, at TIMESTAMP_NTZ, version INT, cause STRING"
 #: History parts are merged into one (in the same commit) once a segment has this many.
 COMPACT_AFTER = 64
 #: How many runs ``COMMIT`` remembers (enough to reconcile any run a crash left unfinished).
@@ -151,7 +162,8 @@ class Committed:
 class FileMembership(MembershipBase):
     """The stored membership of one segment on Spark: ``key`` is the audience's key column."""
 
-    engine: SparkEngine
+    # Narrower than the base's Engine: the Spark engine, by what it offers (a Protocol, not the class).
+    engine: SparkEngine  # type: ignore[assignment]
 
     # -- names and schemas -----------------------------------------------------------------
 
@@ -172,7 +184,8 @@ class FileMembership(MembershipBase):
         return f"{_quoted(self.key)} {self._spark_type}"
 
     @property
-    def _history_schema(self) -> str:
+    def _old_history_schema(self) -> str:
+        """The per-run parts of earlier versions (``h-``): typed key, no offsets."""
         return f"{self._members_schema}, change STRING, refresh_id BIGINT, at TIMESTAMP_NTZ, version INT"
 
     @property
@@ -216,10 +229,35 @@ class FileMembership(MembershipBase):
         return spark.read.schema(self._members_schema).parquet(str(self.dir / version))
 
     def _history_frame(self, parts: tuple[str, ...]) -> Any:
+        """The events of ``parts``, the key typed like the audience's (as the history is read)."""
+        from pyspark.sql import functions as F
+
         spark = self.engine.spark
-        if not parts:
-            return spark.createDataFrame([], self._history_schema)
-        return spark.read.schema(self._history_schema).parquet(*[str(self.dir / p) for p in parts])
+        events = [p for p in parts if p.startswith("e-")]
+        frame = (
+            spark.read.schema(EVENT_SCHEMA).parquet(*[str(self.dir / p) for p in events])
+            if events
+            else spark.createDataFrame([], EVENT_SCHEMA)
+        )
+        return frame.withColumn(self.key, F.col("key").cast(self._spark_type))
+
+    def _old_parts_as_events(self, parts: tuple[str, ...], base: int) -> Any:
+        """Parts of earlier versions (``h-``) as events numbered from ``base + 1``, oldest first."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        old = self.engine.spark.read.schema(self._old_history_schema).parquet(*[str(self.dir / p) for p in parts])
+        order = Window.orderBy("refresh_id", "at", "change", _quoted(self.key))
+        return old.select(
+            (F.lit(base) + F.row_number().over(order)).cast("bigint").alias("log_offset"),
+            F.lit(self.segment_id).cast("bigint").alias("segment_id"),
+            F.col(_quoted(self.key)).cast("string").alias("key"),
+            "change",
+            "refresh_id",
+            "at",
+            "version",
+            F.lit(json.dumps({"kind": "history"})).alias("cause"),
+        )
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -242,40 +280,55 @@ class FileMembership(MembershipBase):
         """No SQL to run on Spark: :meth:`ensure` writes the files (kept for the SQL surface)."""
         return []
 
-    def _write(
-        self,
-        op: str,
-        keys: exp.Query,
-        run_id: int,
-        at: dt.datetime,
-        version: int | None,
-        before_commit: Callable[[], None] | None,
-    ) -> Changes:
-        """Write the run's history part and the new members version (on Spark), then commit both with one ``os.replace``."""
-        with self._lock():
+    def _write(self, w: Write) -> Changes:
+        """Write the run's event part and the new members version (on Spark), then commit both with one ``os.replace``."""
+        with self._lock(), _event_offsets(self.engine.root) as offsets:
             state = self._state() or Committed()
-            members_version, part = f"m-{uuid.uuid4().hex}", f"h-{uuid.uuid4().hex}"
-            rows = self.history_rows(self.delta_query(op, keys), run_id=run_id, at=at, version=version)
-            self.engine.frame(self.engine.sql(rows)).write.parquet(str(self.dir / part))
+            members_version, part = f"m-{uuid.uuid4().hex}", f"e-{uuid.uuid4().hex}"
+            old_parts = tuple(p for p in state.history if p.startswith("h-"))
+            moved: tuple[str, ...] = ()
+            if old_parts:  # an earlier version's history joins the log first
+                moved = (f"e-{uuid.uuid4().hex}",)
+                frame = self._old_parts_as_events(old_parts, offsets.last)
+                frame.write.parquet(str(self.dir / moved[0]))
+                offsets.last += frame.count()
             delta_view = f"__segmenta_delta_{self.segment_id}"
-            self.engine.register_parquet_view(delta_view, lambda: str(self.dir / part), self._history_schema)
+            delta_part = f"d-{uuid.uuid4().hex}"
+            delta_q = self.delta_query(w.op, w.keys, within=w.within)
+            self.engine.frame(self.engine.sql(delta_q)).write.parquet(str(self.dir / delta_part))
+            self.engine.register_parquet_view(
+                delta_view, lambda: str(self.dir / delta_part), f"{self._members_schema}, change STRING"
+            )
             try:
                 delta = exp.Table(this=ident(delta_view))
                 entered, exited = counted(self.engine.run(self.count_changes(delta)))
+                rows = self.event_rows(
+                    delta,
+                    run_id=w.run_id,
+                    at=w.at,
+                    version=w.version,
+                    cause=w.cause,
+                    first_offset=exp.Literal.number(offsets.last),
+                )
+                self.engine.frame(self.engine.sql(rows)).write.parquet(str(self.dir / part))
                 new_members = self.engine.frame(self.engine.sql(self.members_after(delta)))
                 new_members.write.parquet(str(self.dir / members_version))
             finally:
                 self.engine.forget_view(delta_view)
-            record = RunRecord(run_id, version, at, state.size + entered - exited, entered, exited)
-            if before_commit is not None:
-                before_commit()  # tests kill the process here: files written, nothing committed
-            history = self._compacted((*state.history, part))
+                shutil.rmtree(self.dir / delta_part, ignore_errors=True)
+            offsets.last += entered + exited
+            record = RunRecord(w.run_id, w.version, w.at, state.size + entered - exited, entered, exited)
+            if w.before_commit is not None:
+                w.before_commit()  # tests kill the process here: files written, nothing committed
+            kept = tuple(p for p in state.history if not p.startswith("h-"))
+            history = self._compacted((*kept, *moved, part))
             committed = Committed(
                 members=members_version,
                 history=history,
                 size=record.size,
                 runs=(*state.runs, record)[-RUNS_KEPT:],
             )
+            offsets.save()  # before the commit: a crash between the two leaves a gap, never a reused offset
             committed.write(self.dir / COMMIT)
             self._clean(keep={members_version, *history}, previous=state.members)
             return Changes(entered, exited, record.size)
@@ -284,8 +337,9 @@ class FileMembership(MembershipBase):
         """The history parts, merged into one new part once there are :data:`COMPACT_AFTER` of them."""
         if len(parts) < COMPACT_AFTER:
             return parts
-        merged = f"h-{uuid.uuid4().hex}"
-        self._history_frame(parts).coalesce(4).write.parquet(str(self.dir / merged))
+        merged = f"e-{uuid.uuid4().hex}"
+        frame = self.engine.spark.read.schema(EVENT_SCHEMA).parquet(*[str(self.dir / p) for p in parts])
+        frame.coalesce(4).write.parquet(str(self.dir / merged))
         return (merged,)
 
     def _clean(self, *, keep: set[str], previous: str | None) -> None:
@@ -294,7 +348,7 @@ class FileMembership(MembershipBase):
         The members version just replaced stays (a reader may be scanning it); it goes next time.
         """
         for entry in self.dir.iterdir():
-            if entry.name[:2] in ("m-", "h-") and entry.name not in keep and entry.name != previous:
+            if entry.name[:2] in ("m-", "h-", "e-", "d-") and entry.name not in keep and entry.name != previous:
                 shutil.rmtree(entry, ignore_errors=True)
             elif entry.name.startswith(f".{COMMIT}."):  # a commit file never swapped in
                 entry.unlink(missing_ok=True)
@@ -348,7 +402,7 @@ class FileMembership(MembershipBase):
         frame = self._run_history(run_id)
         if frame is None:
             return iter(())
-        ordered = frame.select(_quoted(self.key), "change").orderBy("change", _quoted(self.key))
+        ordered = frame.select(_quoted(self.key), "change").orderBy("log_offset")
         return iter(ordered.toArrow().to_batches(max_chunksize=batch_size))
 
     def record_history(self, key: Any) -> list[dict[str, Any]]:
@@ -358,10 +412,16 @@ class FileMembership(MembershipBase):
         state = self._state()
         if state is None:
             return []
-        frame = self._history_frame(state.history).where(F.col(_quoted(self.key)) == F.lit(key))
+        frame = self._history_frame(state.history).where(F.col("key") == F.lit(str(key)))
         rows: list[dict[str, Any]] = (
-            frame.select("at", "change", "version", "refresh_id").orderBy("refresh_id", "at").toArrow().to_pylist()
+            frame.select("at", "change", "version", "refresh_id", "log_offset", "cause")
+            .orderBy("log_offset")
+            .toArrow()
+            .to_pylist()
         )
+        for r in rows:
+            r["cause"] = json.loads(r["cause"]) if r["cause"] else None
+            r["offset"] = r.pop("log_offset")
         return rows
 
     def contains(self, key: Any) -> bool:
@@ -373,4 +433,73 @@ class FileMembership(MembershipBase):
         return bool(self._read(state.members).where(F.col(_quoted(self.key)) == F.lit(key)).limit(1).count())
 
 
-__all__ = ["COMMIT", "EXITED", "SEGMENTS_DIR", "Committed", "FileMembership"]
+class _Offsets:
+    """The last event offset handed out in a workspace on Spark (``.segments/EVENTS``), while its lock is held."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.last = int(json.loads(path.read_text(encoding="utf-8"))["last"])
+        except FileNotFoundError:
+            self.last = 0
+
+    def save(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump({"last": self.last}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+@contextmanager
+def _event_offsets(root: Path) -> Iterator[_Offsets]:
+    """The workspace's event offsets, under an exclusive ``flock`` held until the caller's commit."""
+    base = root / SEGMENTS_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    held: set[Path] = _held.__dict__.setdefault("dirs", set())
+    lock = base / ".events.lock"
+    if lock in held:  # a write inside a write (re-entrant per thread)
+        yield _Offsets(base / EVENTS_FILE)
+        return
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        held.add(lock)
+        try:
+            yield _Offsets(base / EVENTS_FILE)
+        finally:
+            held.discard(lock)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class FileEventLog:
+    """The event log of a workspace on Spark: the committed event parts of every segment, in offset order."""
+
+    def __init__(self, engine: SparkEngine) -> None:
+        self.engine = engine
+
+    def last(self) -> int:
+        return _Offsets(self.engine.root / SEGMENTS_DIR / EVENTS_FILE).last
+
+    def read(self, *, after: int, segment_ids: list[int] | None, limit: int) -> pa.Table:
+        import pyarrow as pa
+        from pyspark.sql import functions as F
+
+        base = self.engine.root / SEGMENTS_DIR
+        paths: list[str] = []
+        if base.is_dir():
+            for d in sorted(base.iterdir()):
+                if not d.name.isdigit() or (segment_ids is not None and int(d.name) not in segment_ids):
+                    continue
+                state = Committed.read(d / COMMIT)
+                if state is not None:
+                    paths += [str(d / p) for p in state.history if p.startswith("e-")]
+        if not paths:
+            types = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("us"), "INTEGER": pa.int32()}
+            return pa.table({c: pa.array([], types[t]) for c, t in EVENT_COLUMNS})
+        frame = self.engine.spark.read.schema(EVENT_SCHEMA).parquet(*paths).where(F.col("log_offset") > after)
+        table: pa.Table = frame.orderBy("log_offset").limit(limit).toArrow()
+        return table
+
+
+__all__ = ["COMMIT", "EXITED", "SEGMENTS_DIR", "Committed", "FileEventLog", "FileMembership"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from segmenta.membership import Changes, MembershipStore, membership_for
 from segmenta.membership.owners import RunOwner, owner_alive, sweep
 from segmenta.model.schema import ColumnType, hint
 from segmenta.model.validate import parse_definition
+from segmenta.services import events
 from segmenta.services.segment_config import SegmentConfig
 from segmenta.services.segment_views import SegmentViews
 from segmenta.services.states import Action, Kind, Status, can, transition
@@ -135,13 +137,24 @@ class SegmentsBase(SegmentViews):
 
     # -- evaluation -------------------------------------------------------------------------
 
-    def _evaluate(self, seg_id: int, *, trigger: str, version: int | None = None, keep_status: bool = False) -> RefreshResult:
+    def _evaluate(
+        self,
+        seg_id: int,
+        *,
+        trigger: str,
+        version: int | None = None,
+        keep_status: bool = False,
+        cause: Mapping[str, Any] | None = None,
+        within: exp.Query | None = None,
+    ) -> RefreshResult:
         """Evaluate ``version`` (default: the current one) into the stored membership; status live (or error, then raise).
 
         ``version`` becomes the version in force only when its evaluation commits (a publish of a
         draft); a failure leaves the version in force, its members and the draft as they were.
         ``keep_status``: a failure records the run as error but leaves the segment's status (a live
-        segment whose new version failed stays live with its old one).
+        segment whose new version failed stays live with its old one). ``cause``: what the
+        membership events say caused them (default: the trigger). ``within``: evaluate and write
+        only for these keys (a record change); the other members stay as they are.
         """
         with self.store.session() as s:
             seg = s.get(Segment, seg_id)
@@ -149,17 +162,24 @@ class SegmentsBase(SegmentViews):
             version = seg.current_version if version is None else version
             raw = self._definition(s, seg, version)
         defn = self._parse_stored(raw)
-        query = self._compile(defn)  # type: ignore[attr-defined]
+        query = self._compile(defn, restrict_to=within)  # type: ignore[attr-defined]
         at = clock.now()
         with RunOwner(self.ws.path) as owner:
             run_id = self._start_run(seg, version, trigger, at, owner=owner)
             m = self.membership(seg)
+            watched = events.last_offset(self) if events.has_subscribers(self) else None  # type: ignore[arg-type]
             next_at: dt.datetime | None = None
             try:
                 # Everything that can fail runs before the membership commit, so a failure changes nothing.
                 next_at = self._next_refresh_at(seg_id, version, at)
                 changes: Changes | None = m.replace(
-                    query, run_id=run_id, at=at, version=version, before_commit=self.ws.settings.hooks.before_refresh_commit
+                    query,
+                    run_id=run_id,
+                    at=at,
+                    version=version,
+                    before_commit=self.ws.settings.hooks.before_refresh_commit,  # plugins (tests' kill points)
+                    cause=cause or {"kind": trigger},
+                    within=within.copy() if within is not None else None,
                 )
             except Exception as exc:
                 changes = self._committed_anyway(m, run_id, exc)
@@ -174,8 +194,11 @@ class SegmentsBase(SegmentViews):
                 _promote(seg, version)
                 if can(seg.status, Action.EVALUATED):  # stopped or set to draft meanwhile: that choice stands
                     seg.status, seg.status_reason = transition(seg.name, seg.status, Action.EVALUATED), "ready"
-                seg.size, seg.live_version, seg.last_refresh_at = changes.size, version, at
-                seg.next_refresh_at = next_at
+                seg.size, seg.live_version = changes.size, version
+                if within is None:  # a write for some keys is no refresh: the schedule stands
+                    seg.last_refresh_at, seg.next_refresh_at = at, next_at
+        if watched is not None and (changes.entered or changes.exited):
+            events.notify(self, seg_id, run_id, watched)  # type: ignore[arg-type]
         return RefreshResult(seg.name, changes.size, changes.entered, changes.exited, version, run_id)
 
     def _next_refresh_at(self, seg_id: int, version: int, at: dt.datetime) -> dt.datetime | None:
@@ -216,9 +239,10 @@ class SegmentsBase(SegmentViews):
         with RunOwner(self.ws.path) as owner:
             run_id = self._start_run(seg, None, action, at, owner=owner)
             m = self.membership(seg)
+            watched = events.last_offset(self) if events.has_subscribers(self) else None  # type: ignore[arg-type]
             try:
                 write = m.remove if action == "remove" else m.add
-                changes: Changes | None = write(keys, run_id=run_id, at=at, version=None)
+                changes: Changes | None = write(keys, run_id=run_id, at=at, version=None, cause={"kind": action})
             except Exception as exc:
                 changes = self._committed_anyway(m, run_id, exc)
                 if changes is None:
@@ -230,6 +254,8 @@ class SegmentsBase(SegmentViews):
                 assert row is not None
                 self._finish_run(s, run_id, changes.size, changes.entered, changes.exited)
                 row.size, row.last_refresh_at, row.updated_at = changes.size, at, at
+        if watched is not None and (changes.entered or changes.exited):
+            events.notify(self, seg.id, run_id, watched)  # type: ignore[arg-type]
         return RefreshResult(seg.name, changes.size, changes.entered, changes.exited, None, run_id)
 
     def _committed_anyway(self, m: MembershipStore, run_id: int, exc: Exception) -> Changes | None:

@@ -11,20 +11,19 @@ table keyed by (table_name, change_id) in the engine's own schema - an id anothe
 took meanwhile is not inserted, and the rows carrying it are not applied - then a ``MERGE``
 (update the columns a row gives, insert new keys) or a ``DELETE``.
 
-Membership, for now: after the change, the live dynamic segments whose reads
-(:mod:`segmenta.compiler.reads`) include a changed column and which some audience record
-reaches through a changed row (:mod:`segmenta.compiler.affected`), and the live segments
-that read a refreshed segment whose members changed through ``in_segment``, are
-REFRESHED IN FULL through the lifecycle service.
-That is the temporary membership path until the membership store has a partial-write
-API; it is not incremental. :func:`evaluate_for_keys` (restricted evaluation) and
-:mod:`segmenta.compiler.affected` are the pieces the incremental path will use.
+The same transaction records the batch (``record_batches``) and the changed rows' old and
+new versions. Membership then follows incrementally (:func:`apply_pending`): each live
+dynamic segment whose reads (:mod:`segmenta.compiler.reads`) include a changed column is
+evaluated for the audience records the change can reach (:mod:`segmenta.compiler.affected`)
+and its membership written for those keys only, with their events; segments reading a
+written one through ``in_segment`` follow for the keys that moved. A crash after the change
+committed leaves the batch pending: the next record change, or the worker's next pass,
+writes it (idempotently: the keys are evaluated against the data as it is then).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 import sys
@@ -38,12 +37,10 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from segmenta import clock
-from segmenta.compiler.affected import KEY, affected_keys, foreign_keys
+from segmenta.compiler.affected import foreign_keys
 from segmenta.compiler.compile import compile_definition
-from segmenta.compiler.reads import segment_reads
-from segmenta.errors import DataError, NotFound, Problem, RejectedInput, SegmentaError
+from segmenta.errors import DataError, NotFound, Problem, RejectedInput
 from segmenta.model.schema import Table, hint
-from segmenta.model.validate import parse_definition
 from segmenta.services.loading import _convert, _read_csv_text, arrow_schema
 
 if TYPE_CHECKING:
@@ -58,8 +55,12 @@ SEEN_TABLE = "record_change_ids"
 OLD_SEEN_TABLE = "record_changes"
 #: The trigger of the refresh runs a record change starts.
 TRIGGER = "records"
-#: The engines record changes run on: one transaction for the MERGE / DELETE and the change ids.
-TRANSACTIONAL = ("duckdb", "postgres")
+#: The engine table of record changes whose membership consequences are not all written yet.
+BATCHES_TABLE = "record_batches"
+#: Each pending batch's table of the changed rows' old and new versions (key and foreign keys).
+VERSIONS_PREFIX = "record_versions_"
+#: At most this many change ids are named in an event's cause (the rest are counted).
+MAX_CAUSE_IDS = 100
 _HAS = "__has_"
 _GROUP = "__group"
 
@@ -345,7 +346,7 @@ def _ensure_seen_table(ws: Workspace) -> None:
     ]
     create = exp.Create(this=exp.Schema(this=_seen_table(ws), expressions=columns), kind="TABLE", exists=True)
     # On PostgreSQL two first senders would race on CREATE ... IF NOT EXISTS: one at a time
-    lock = [_lock(ws)] if ws.engine.dialect == "postgres" else []
+    lock = _lock(ws)
     statements: list[exp.Expr] = [*lock, schema, create]
     old = exp.Table(this=_ident(OLD_SEEN_TABLE), db=_ident(ws.engine.meta_schema))
     exists = (
@@ -420,18 +421,44 @@ class Applied:
     result: RecordsResult
     changed: set[str] | None
     versions: pa.Table | None  # key and foreign keys of the changed rows, before and after (compiler.affected's input)
+    batch: str | None = None  # the pending batch the change left for the membership (:func:`apply_pending`)
+
+
+def meta_table(ws: Workspace, name: str) -> exp.Table:
+    return exp.Table(this=_ident(name), db=_ident(ws.engine.meta_schema))
+
+
+def versions_table(ws: Workspace, batch: str) -> exp.Table:
+    """The table of a pending batch's changed rows, old and new versions (key and foreign keys)."""
+    return meta_table(ws, f"{VERSIONS_PREFIX}{batch}")
+
+
+def _ensure_batches_table(ws: Workspace) -> None:
+    """The pending batches: record changes whose membership consequences are not all written yet."""
+    columns: list[exp.Expr] = [
+        exp.ColumnDef(this=_ident(c), kind=exp.DataType.build(t))
+        for c, t in (("batch", "TEXT"), ("table_name", "TEXT"), ("columns", "TEXT"), ("cause", "TEXT"), ("at", "TIMESTAMP"))
+    ]
+    columns.append(exp.PrimaryKey(expressions=[_ident("batch")]))
+    create = exp.Create(this=exp.Schema(this=meta_table(ws, BATCHES_TABLE), expressions=columns), kind="TABLE", exists=True)
+    ws.engine.execute([*ws.engine.serialise("records"), create])
 
 
 def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool) -> Applied:
-    """Check and apply one change file in one transaction.
+    """Check and apply one change file in one transaction, leaving a pending batch for the membership.
 
     Rows whose change id was applied to ``name`` before are dropped first; the remaining rows
     of one key are applied in file order (each column: the last row giving it). Inside the
     transaction the file's change ids are inserted first, under the key (table_name,
     change_id): an id another sender has taken meanwhile is not inserted, and the rows of a
     key carrying such an id are then not applied (that sender applied them).
+
+    The same transaction records the changed rows' old and new versions (key and foreign
+    keys) in a table of the batch's own and the batch in ``record_batches``: whatever happens
+    after the commit (a crash included), :func:`apply_pending` knows which records the change
+    may move in or out of which segment, and the change is never applied without them.
     """
-    if ws.engine.dialect not in TRANSACTIONAL:  # checked before the engine starts (a Spark session is not needed)
+    if not ws.engine.supports_record_changes:  # checked before the engine starts (a Spark session is not needed)
         raise RejectedInput(
             [
                 Problem(
@@ -459,10 +486,11 @@ def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool)
     staged_data = staged_data.append_column(_GROUP, pa.array(range(staged_data.num_rows), pa.int64()))
     if staged_data.num_rows == 0:
         return Applied(result, set(), None)
+    _ensure_batches_table(ws)
     id_rows = [(cid, g) for g, ids in enumerate(changes.groups) for cid in ids]
-    batch = uuid.uuid4().hex
+    batch = uuid.uuid4().hex[:16]
     # names of this call's own: concurrent senders on PostgreSQL share the meta schema
-    staged_name, ids_name = f"__segmenta_records_{batch[:16]}", f"__segmenta_record_ids_{batch[:16]}"
+    staged_name, ids_name = f"__segmenta_records_{batch}", f"__segmenta_record_ids_{batch}"
     staged = ws.engine.stage(staged_name, staged_data)
     staged_ids = (
         ws.engine.stage(
@@ -478,21 +506,20 @@ def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool)
         else None
     )
     link_columns = [table.key, *foreign_keys(ws.model, name)]
-
-    def versions_now() -> pa.Table:
-        keys = exp.select(_col(table.key)).from_(staged.copy()).subquery()
-        q = exp.select(*[_col(c) for c in link_columns]).from_(exp.Table(this=_ident(name)))
-        return ws.engine.run(q.where(exp.In(this=_col(table.key), query=keys)))
-
+    versions = versions_table(ws, batch)
+    at = clock.now()
     try:
-        old = versions_now()
         before = _existing_keys(ws, name, table.key, staged)
-        statements: list[exp.Expr] = []
+        # the columns the change sets, as the membership reads them: None (every column) when records come or go
+        staged_keys = changes.rows.column(table.key).to_pylist()
+        present = dict(zip(non_key, changes.present, strict=True))
+        columns: set[str] | None = (
+            None if delete or any(k not in before for k in staged_keys) else {c for c in non_key if pc.any(present[c]).as_py()}
+        )
+        statements: list[exp.Expr] = [*ws.engine.serialise("records")]  # one record change at a time per workspace
         source_rows = exp.select(*[_col(c) for c in staged_data.column_names]).from_(staged.copy())
         if staged_ids is not None:
-            if ws.engine.dialect == "postgres":  # one record change at a time per workspace: no deadlock between id inserts
-                statements.append(_lock(ws))
-            now = exp.cast(exp.Literal.string(clock.now().isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+            now = exp.cast(exp.Literal.string(at.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
             ids = (
                 exp.select(exp.Literal.string(name), _col("change_id"), now, exp.Literal.string(batch))
                 .from_(staged_ids.copy())
@@ -510,13 +537,40 @@ def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool)
             )
             source_rows = source_rows.where(exp.Not(this=exp.In(this=_col(_GROUP), query=lost.subquery())))
         target = exp.Table(this=_ident(name))
+        applied_keys = exp.select(_col(table.key)).from_(source_rows.subquery("d"))
+        rows_now = (
+            exp.select(*[_col(c) for c in link_columns])
+            .from_(target.copy())
+            .where(exp.In(this=_col(table.key), query=applied_keys.subquery()))
+        )
+        statements.append(exp.Create(this=versions.copy(), kind="TABLE", expression=rows_now.copy()))  # old versions
         if delete:
-            keys = exp.select(_col(table.key)).from_(source_rows.subquery("d"))
-            statements.append(exp.Delete(this=target, where=exp.Where(this=exp.In(this=_col(table.key), query=keys.subquery()))))
+            statements.append(
+                exp.Delete(this=target, where=exp.Where(this=exp.In(this=_col(table.key), query=applied_keys.subquery())))
+            )
         else:
             statements.append(_merge(name, table, source_rows, non_key, staged_data))
+        statements.append(exp.insert(rows_now, versions.copy()))  # new versions
+        cause: dict[str, Any] = {"kind": TRIGGER, "table": name, "op": "delete" if delete else "upsert", "batch": batch}
+        cids = [c for c, _ in id_rows]
+        if cids:
+            cause["change_ids"] = cids[:MAX_CAUSE_IDS]
+            if len(cids) > MAX_CAUSE_IDS:
+                cause["more_change_ids"] = len(cids) - MAX_CAUSE_IDS
+        statements.append(
+            exp.insert(
+                exp.select(
+                    exp.Literal.string(batch),
+                    exp.Literal.string(name),
+                    exp.Literal.string(json.dumps(sorted(columns))) if columns is not None else exp.Null(),
+                    exp.Literal.string(json.dumps(cause)),
+                    exp.cast(exp.Literal.string(at.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP),
+                ),
+                meta_table(ws, BATCHES_TABLE),
+                columns=["batch", "table_name", "columns", "cause", "at"],
+            )
+        )
         ws.engine.execute(statements)
-        new = versions_now()
         applied = list(range(staged_data.num_rows))
         if staged_ids is not None:
             won = set(
@@ -526,29 +580,21 @@ def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool)
             result.skipped += sum(len(ids) for g, ids in enumerate(changes.groups) if not all(i in won for i in ids))
         keys_applied = [changes.rows.column(table.key)[g].as_py() for g in applied]
         existing = sum(1 for k in keys_applied if k in before)
-        changed: set[str] | None
         if delete:
             result.deleted, result.unknown = existing, len(keys_applied) - existing
-            changed = None if existing else set()
         else:
             result.updated, result.inserted = existing, len(keys_applied) - existing
-            present = dict(zip(non_key, changes.present, strict=True))
-            given = {c for c in non_key if any(present[c][g].as_py() for g in applied)}
-            changed = None if result.inserted else given
-        if not applied:
-            changed = set()
+        changed = columns if applied else set()
     finally:
         ws.engine.drop_staged(staged_name)
         if staged_ids is not None:
             ws.engine.drop_staged(ids_name)
-    return Applied(result, changed, pa.concat_tables([old, new.cast(old.schema)]))
+    return Applied(result, changed, ws.engine.run(exp.select("*").from_(versions.copy())), batch)
 
 
-def _lock(ws: Workspace) -> exp.Select:
-    """PostgreSQL: a transaction's advisory lock on this workspace's record changes (its meta schema)."""
-    digest = hashlib.sha256(f"segmenta records {ws.engine.meta_schema}".encode()).digest()
-    number = int.from_bytes(digest[:8], "big", signed=True)
-    return exp.select(exp.Anonymous(this="pg_advisory_xact_lock", expressions=[exp.Literal.number(number)]))
+def _lock(ws: Workspace) -> list[exp.Expr]:
+    """What makes this workspace's record changes take turns (the engine's own way; none on DuckDB)."""
+    return ws.engine.serialise("records")
 
 
 def _merge(name: str, table: Table, source_rows: exp.Select, non_key: list[str], data: pa.Table) -> exp.Merge:
@@ -588,130 +634,25 @@ def _merge(name: str, table: Table, source_rows: exp.Select, non_key: list[str],
 
 
 def upsert(segs: Segments, table: str, source: str | Path) -> RecordsResult:
-    """Insert or update ``table``'s records from ``source``, then refresh the live dynamic segments that read a changed column."""
+    """Insert or update ``table``'s records from ``source``, then bring the live dynamic segments up to date for them."""
     return _change(segs, table, source, delete=False)
 
 
 def delete(segs: Segments, table: str, source: str | Path) -> RecordsResult:
-    """Delete ``table``'s records whose keys ``source`` gives, then refresh the live dynamic segments that read the table."""
+    """Delete ``table``'s records whose keys ``source`` gives, then bring the live dynamic segments up to date for them."""
     return _change(segs, table, source, delete=True)
 
 
 def _change(segs: Segments, table: str, source: str | Path, *, delete: bool) -> RecordsResult:
-    applied = apply_changes(segs.ws, table, source, delete=delete)
-    if applied.versions is not None and (applied.changed is None or applied.changed):
-        applied.result.refreshed, failed = refresh_touched(segs, table, applied.changed, applied.versions)
-        applied.result.failed = [{"segment": n, "error": why} for n, why in failed]
     from segmenta.services.assignment import on_records_changed  # work assignment routes what changed (contract 6)
+    from segmenta.services.incremental import apply_pending
 
+    applied = apply_changes(segs.ws, table, source, delete=delete)
+    if applied.batch is not None:
+        applied.result.refreshed, failed = apply_pending(segs)
+        applied.result.failed = [{"segment": n, "error": why} for n, why in failed]
     on_records_changed(segs, table, applied)
     return applied.result
-
-
-def live_dynamic(segs: Segments) -> dict[str, Definition]:
-    """The live dynamic segments, by name, with the definitions refreshes evaluate (the version in force, not a draft)."""
-    from sqlalchemy import select
-
-    from segmenta.services.states import Kind, Status
-    from segmenta.store.models import Segment, SegmentVersion
-
-    out: dict[str, Definition] = {}
-    with segs.store.session() as s:
-        rows = s.execute(
-            select(Segment.name, SegmentVersion.definition)
-            .join(SegmentVersion, (SegmentVersion.segment_id == Segment.id) & (SegmentVersion.version == Segment.current_version))
-            .where(Segment.status == Status.LIVE, Segment.kind == Kind.DYNAMIC, Segment.deleted_at.is_(None))
-        ).all()
-    for seg_name, raw in rows:
-        out[seg_name] = parse_definition(raw, segs.ws.model)
-    return out
-
-
-def refresh_touched(
-    segs: Segments, table: str, changed: set[str] | None, versions: pa.Table
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Refresh (in full) the live dynamic segments a change of ``table`` can affect; returns those refreshed, in order,
-    and those whose refresh failed, with why.
-
-    A failure is that segment's alone: the others are still refreshed, and the failed one
-    stays live with its members as they were and is due now, so the worker (or the service's
-    scheduler) refreshes it on its next pass instead of at its next cadence.
-
-    A segment is refreshed when its reads include a changed column (``changed`` None: every
-    column, records inserted or deleted) and some audience record reaches a changed row
-    (:func:`segmenta.compiler.affected.affected_keys` over the rows' old and new
-    versions), or when a segment it reads through ``in_segment`` was refreshed and its
-    members changed. Segments are taken in dependency order, each once.
-    """
-    model = segs.ws.model
-    live = live_dynamic(segs)
-    reads = {n: segment_reads(d, model) for n, d in live.items()}
-    columns = set(model.table(table).columns) if changed is None else changed
-    candidates = {n for n, r in reads.items() if r.touches(table, columns)}
-    direct: set[str] = set()
-    if candidates:
-        name = f"__segmenta_changed_versions_{uuid.uuid4().hex[:16]}"
-        staged = segs.ws.engine.stage(name, versions)
-        try:
-            rows = exp.select(*[_col(c) for c in versions.column_names]).from_(staged)
-            for n in sorted(candidates):
-                q = affected_keys(model, reads[n], table, rows, columns=changed)
-                if q is None:
-                    continue
-                first = exp.select(_col(KEY)).from_(q.subquery("a"))
-                audience = live[n].audience
-                if audience != table:  # a key no audience record has is no member before or after
-                    key = model.table(audience).key
-                    first = first.where(
-                        exp.In(this=_col(KEY), query=exp.select(_col(key)).from_(exp.Table(this=_ident(audience))).subquery())
-                    )
-                if segs.ws.engine.column(first.limit(1)):
-                    direct.add(n)
-        finally:
-            segs.ws.engine.drop_staged(name)
-    moved: set[str] = set()  # refreshed with members entering or exiting
-    done: list[str] = []
-    failed: list[tuple[str, str]] = []
-    pending = set(live)
-    while pending:
-        ready = sorted(n for n in pending if reads[n].segments.isdisjoint(pending - {n}))
-        for n in ready or sorted(pending):  # a cycle cannot be published; the rest in name order
-            pending.discard(n)
-            if n in direct or not reads[n].segments.isdisjoint(moved):
-                try:
-                    outcome = _refresh(segs, n)
-                except SegmentaError as exc:
-                    failed.append((n, (str(exc).splitlines() or [type(exc).__name__])[0]))
-                    continue
-                done.append(n)
-                if outcome.entered or outcome.exited:
-                    moved.add(n)
-    if failed:
-        _due_now(segs, [n for n, _ in failed])
-    return done, failed
-
-
-def _refresh(segs: Segments, name: str) -> Any:
-    """Refresh one live segment for a record change; a failure leaves it live with its members (the run is an error)."""
-    from segmenta.services.states import Action, transition
-
-    with segs.store.session() as s:
-        seg = segs._get(s, name)
-        transition(seg.name, seg.status, Action.REFRESH)
-        seg_id = seg.id
-    return segs._evaluate(seg_id, trigger=TRIGGER, keep_status=True)
-
-
-def _due_now(segs: Segments, names: list[str]) -> None:
-    """Make ``names`` due now: the worker refreshes them on its next pass."""
-    from sqlalchemy import update
-
-    from segmenta.store.models import Segment
-
-    with segs.store.session() as s:
-        s.execute(
-            update(Segment).where(Segment.name.in_(names), Segment.deleted_at.is_(None)).values(next_refresh_at=clock.now())
-        )
 
 
 def evaluate_for_keys(ws: Workspace, definition: Definition, keys: list[Any], *, as_of: dt.datetime) -> list[Any]:

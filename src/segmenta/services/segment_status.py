@@ -227,14 +227,17 @@ class SegmentCommands(SegmentsBase):
             return prepared[1]
         return parse_definition(raw, self.ws.model)
 
-    def _compile(self, defn: Definition) -> exp.Select:
-        """The definition's query (the one a publish under way compiled, when it is that definition)."""
+    def _compile(self, defn: Definition, *, restrict_to: exp.Query | None = None) -> exp.Select:
+        """The definition's query (the one a publish under way compiled, when it is that definition).
+
+        ``restrict_to``: a query of audience keys; the query then reads only what they reach.
+        """
         from segmenta.compiler.compile import compile_definition
 
         prepared = self._prepared
-        if prepared is not None and prepared[1] is defn:
+        if prepared is not None and prepared[1] is defn and restrict_to is None:
             return prepared[2]
-        return compile_definition(defn, self.ws.model, as_of=clock.now(), segments=self.source)
+        return compile_definition(defn, self.ws.model, as_of=clock.now(), segments=self.source, restrict_to=restrict_to)
 
     def _cadence(self, s: Session, seg: Segment) -> dt.timedelta:
         """How long after a refresh ``seg`` is due again (its version in force, its users, its settings)."""

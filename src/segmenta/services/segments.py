@@ -23,10 +23,10 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,6 +43,9 @@ from segmenta.services.segment_status import SegmentCommands
 from segmenta.services.states import Action, Kind, StaticType, Status, transition
 from segmenta.store.database import Store, resolve_url
 from segmenta.store.models import Segment, SegmentVersion
+
+if TYPE_CHECKING:
+    from segmenta.services.events import Event
 
 __all__ = ["NAME_MAX", "RefreshResult", "Segments", "clean_name"]
 
@@ -99,6 +102,15 @@ class Segments(SegmentCommands):
         finally:
             store.close()
             ws.close()
+
+    def subscribe(self, callback: Callable[[list[Event]], None]) -> Callable[[], None]:
+        """Call ``callback`` after every membership write of this workspace (in this process) with its events.
+
+        Returns the function that unsubscribes. See :mod:`segmenta.services.events`.
+        """
+        from segmenta.services import events
+
+        return events.subscribe(self, callback)
 
     def resolve(self, ref: str | int, *, deleted: bool = False) -> str:
         """The name ``ref`` addresses: an int, or an all-digit string naming an existing id, is an id; else a name."""

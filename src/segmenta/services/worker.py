@@ -100,6 +100,8 @@ class Worker:
         self.stopping = threading.Event()
         #: Ids that :meth:`due` found due because the clock moves their membership (a window).
         self._moved: set[int] = set()
+        #: Of those, the ones due for no other reason, with the clock they were last evaluated at.
+        self._clock_only: dict[int, dt.datetime] = {}
 
     def close(self) -> None:
         if self._own_store:
@@ -112,6 +114,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - the pass goes on without it
             report.failed.append(("(last-used times)", _why(exc)))
         report.expired = self.expire(report)
+        self._pending_changes(report)
         try:
             due = self.due()
         except Exception as exc:  # noqa: BLE001 - nothing is known to be due
@@ -259,14 +262,16 @@ class Worker:
             ]
             moved = self._clock_moved(s, graph)
             scheduled = {n for _, n in rows}
-            rows += [(i, n) for i, n in moved if n not in scheduled]
+            rows += [(i, n) for i, n, _ in moved if n not in scheduled]
+            # due only because the clock moved: written incrementally, for the records crossing a window's edge
+            self._clock_only = {i: at for i, n, at in moved if n not in scheduled and at is not None}
             order = dependency_order([n for _, n in rows], graph)
         ids = {n: i for i, n in rows}
-        self._moved = {i for i, _ in moved}
+        self._moved = {i for i, _, _ in moved}
         return [(ids[n], n) for n in order]
 
-    def _clock_moved(self, s: Any, graph: dict[str, set[str]]) -> list[tuple[int, str]]:
-        """(id, name) of the free live dynamic segments that read a relative window, last evaluated before now."""
+    def _clock_moved(self, s: Any, graph: dict[str, set[str]]) -> list[tuple[int, str, dt.datetime | None]]:
+        """(id, name, last evaluated) of the free live dynamic segments that read a relative window, last evaluated before now."""
         now = clock.now()
         candidates = s.execute(select(Segment.id, Segment.name, Segment.last_refresh_at).where(self._free_clause())).all()
         if not candidates:
@@ -286,7 +291,9 @@ class Worker:
                     windowed.add(r)
                     frontier.append(r)
         return [
-            (c.id, c.name) for c in candidates if c.name in windowed and (c.last_refresh_at is None or c.last_refresh_at < now)
+            (c.id, c.name, c.last_refresh_at)
+            for c in candidates
+            if c.name in windowed and (c.last_refresh_at is None or c.last_refresh_at < now)
         ]
 
     def _measure_filters(self) -> dict[str, Any]:
@@ -369,17 +376,44 @@ class Worker:
             stop.set()
             thread.join()
 
-    def _refresh(self, seg_id: int, *, trigger: str = "worker") -> RefreshResult:
+    def _pending_changes(self, report: PassReport) -> None:
+        """Write the membership of record changes a crashed process left pending (each segment's failure its own)."""
+        from segmenta.services.incremental import apply_pending
+
+        def step(segs: Segments) -> None:
+            _written, failed = apply_pending(segs)
+            report.failed += [(n, f"record change not written: {why}") for n, why in failed]
+
+        try:
+            self._with_segments(step)
+        except Exception as exc:  # noqa: BLE001 - retried next pass; the segments are due meanwhile
+            report.failed.append(("(pending record changes)", _why(exc)))
+
+    def _with_segments(self, fn: Callable[[Segments], Any]) -> Any:
         if self._segments is not None:
             with self._segments() as segs:
-                return segs.refresh(seg_id, trigger=trigger)
+                return fn(segs)
         from segmenta.services.segments import Segments
 
         ws = open_workspace(self.path, engine=self.engine)
         try:
-            return Segments(ws, self.store).refresh(seg_id, trigger=trigger)
+            return fn(Segments(ws, self.store))
         finally:
             ws.close()
+
+    def _refresh(self, seg_id: int, *, trigger: str = "worker") -> RefreshResult:
+        """A full refresh, or, for a segment due only because the clock moved, the incremental clock move."""
+        from segmenta.services.incremental import clock_move
+
+        before = self._clock_only.pop(seg_id, None) if trigger == "worker" else None
+
+        def step(segs: Segments) -> RefreshResult:
+            if before is not None:
+                return clock_move(segs, seg_id, before=before)
+            return segs.refresh(seg_id, trigger=trigger)
+
+        result: RefreshResult = self._with_segments(step)
+        return result
 
     def _mark_error(self, seg_id: int, exc: Exception) -> None:
         try:
