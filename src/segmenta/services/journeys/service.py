@@ -946,18 +946,18 @@ class Journeys:
 
     def _mark(self, jid: int, key: str, run: int, step: str, status: str, error: str | None, *, attempt: bool = False) -> int:
         """Set one outbox row's status (``attempt``: count one more try); returns its attempts."""
-        with self.store.session() as s:
-            where = and_(
-                JourneyOutbox.journey_id == jid,
-                JourneyOutbox.record_key == key,
-                JourneyOutbox.run == run,
-                JourneyOutbox.step == step,
-            )
-            values: dict[str, Any] = {"status": status, "error": error, "updated_at": clock.now()}
-            if attempt:
-                values["attempts"] = JourneyOutbox.attempts + 1
-            s.execute(update(JourneyOutbox).where(where).values(**values))
-            return int(s.scalar(select(JourneyOutbox.attempts).where(where)) or 0)
+        where = and_(
+            JourneyOutbox.journey_id == jid,
+            JourneyOutbox.record_key == key,
+            JourneyOutbox.run == run,
+            JourneyOutbox.step == step,
+        )
+        values: dict[str, Any] = {"status": status, "error": error, "updated_at": clock.now()}
+        if attempt:
+            values["attempts"] = JourneyOutbox.attempts + 1
+        with self.store.engine.begin() as con:  # one statement, one commit: no ORM session per message
+            con.execute(update(JourneyOutbox).where(where).values(**values))
+            return int(con.scalar(select(JourneyOutbox.attempts).where(where)) or 0) if attempt else 0
 
     def outbox_rows(self, name: str) -> list[dict[str, Any]]:
         with self.store.session() as s:
