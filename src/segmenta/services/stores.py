@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from segmenta.workspace import Workspace
 
-__all__ = ["ROLES", "Store", "open_store", "segment_ids", "with_saved_segments"]
+__all__ = ["ROLES", "Store", "open_store", "segment_audiences", "segment_ids", "with_saved_segments"]
 
 
 def open_store(workspace: Path, config: Mapping[str, Any], url: str | None = None) -> Store:
@@ -48,3 +48,10 @@ def with_saved_segments(ws: Workspace) -> Workspace:
 
     ws.segment_source = source
     return ws
+
+
+def segment_audiences(store: Store, ids: set[int]) -> dict[int, str]:
+    """The audience table of each saved segment in ``ids`` (missing ids left out)."""
+    with store.session() as s:
+        rows = s.execute(select(Segment.id, Segment.audience).where(Segment.id.in_(sorted(ids)))).all()
+    return {int(i): str(audience) for i, audience in rows}

@@ -147,13 +147,10 @@ def _masked_ids(service: Service, segs: Any, ids: set[int], restricted: bool) ->
     """Of segment ``ids``, those whose keys a restricted user may not see (their audience key is PII)."""
     if not restricted or not ids:
         return set()
-    from sqlalchemy import select
+    from segmenta.services.stores import segment_audiences
 
-    from segmenta.store.models import Segment
-
-    with segs.store.session() as s:
-        rows = s.execute(select(Segment.id, Segment.audience).where(Segment.id.in_(sorted(ids)))).all()
-    return {int(i) for i, audience in rows if key_is_pii(service.model, audience) or audience not in service.model.tables}
+    audiences = segment_audiences(segs.store, ids)
+    return {i for i, audience in audiences.items() if key_is_pii(service.model, audience) or audience not in service.model.tables}
 
 
 def _page(service: Service, *, after: int, segment: str | None, limit: int, restricted: bool) -> tuple[list[dict[str, Any]], int]:
