@@ -30,7 +30,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-API = "/api/data/v9.2/"
 
 
 class _Server(ThreadingHTTPServer):
@@ -170,8 +169,9 @@ class FakeAuthority(_Base):
 class FakeDataverse(_Base):
     """The Dataverse Web API of one org, with the real-time marketing segments API and classic lists."""
 
-    def __init__(self, authority: FakeAuthority, *, latency: float = 0.0) -> None:
+    def __init__(self, authority: FakeAuthority, *, latency: float = 0.0, version: str = "v9.2") -> None:
         super().__init__()
+        self.api = f"/api/data/{version}/"
         self.authority = authority
         self.latency = latency
         self.faults: list[Any] = []
@@ -229,10 +229,10 @@ class FakeDataverse(_Base):
         if not auth.startswith("Bearer ") or scope != f"{self.url}/.default":
             h.reply(401, {"error": {"code": "0x80072560", "message": "The user is not authenticated"}})
             return
-        if not path.startswith(API):
+        if not path.startswith(self.api):
             h.reply(404, {"error": {"code": "0x80060888", "message": f"no resource {path}"}})
             return
-        name = path[len(API) :]
+        name = path[len(self.api) :]
         action = name.split("(")[0]
         with self.lock:
             self.calls[action] = self.calls.get(action, 0) + 1
@@ -292,7 +292,7 @@ class FakeDataverse(_Base):
             h.reply(
                 201,
                 {"msdynmkt_segmentdefinitionid": did},
-                {"OData-EntityId": f"{self.url}{API}msdynmkt_segmentdefinitions({did})"},
+                {"OData-EntityId": f"{self.url}{self.api}msdynmkt_segmentdefinitions({did})"},
             )
             return
         m = re.fullmatch(r"msdynmkt_segmentdefinitions\(([^)]+)\)", name)
@@ -324,7 +324,7 @@ class FakeDataverse(_Base):
                     "msdynmkt_type": 10,
                     "definition": dm.group(1),
                 }
-            h.reply(201, {"msdynmkt_segmentid": sid}, {"OData-EntityId": f"{self.url}{API}msdynmkt_segments({sid})"})
+            h.reply(201, {"msdynmkt_segmentid": sid}, {"OData-EntityId": f"{self.url}{self.api}msdynmkt_segments({sid})"})
             return
         if action in ("msdynmkt_AddStaticMembers", "msdynmkt_RemoveStaticMembers", "msdynmkt_ListGroupMembers"):
             self._members(h, action, body)

@@ -114,3 +114,10 @@ def test_region_and_environment_make_the_org_url(ws: Path, tmp_path: Path) -> No
     shown = json.loads(ok(run(ws, "destination", "show", "prod")).stdout)
     assert DynamicsSettings.model_validate(shown["settings"]).url == "https://socktown.crm4.dynamics.com"
     assert shown["secrets"] == {"tenant_id": "set", "client_id": "set", "client_secret": "set"}
+
+
+def test_an_org_serving_an_older_web_api_version_is_found(ws: Path, tmp_path: Path, authority: FakeAuthority) -> None:
+    with FakeDataverse(authority, version="v9.0") as dv:
+        ok(run(ws, "destination", "create", "old", *dynamics_args(tmp_path, dv, authority)))
+        out = json.loads(ok(run(ws, "destination", "send", "old", "Gold", "--json")).stdout)
+        assert out["rows"] == 1_250 and dv.members_of("Gold members") == GOLD

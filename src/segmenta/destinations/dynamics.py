@@ -50,7 +50,11 @@ GROUP_SIZE = 200_000
 MAX_GROUPS = 10
 MAX_MEMBERS = GROUP_SIZE * MAX_GROUPS
 STATIC_TYPE = 10
-API = "api/data/v9.2"
+API = "api/data"
+#: Web API versions tried in order when the org answers 404 for a whole version (v9.2 first, as current).
+VERSIONS = ("v9.2", "v9.1", "v9.0")
+#: Fields a segment's name may be read from.
+NAME_FIELDS = ("msdynmkt_displayname", "msdynmkt_name", "msdynmkt_segmentname", "name")
 _NAME = re.compile(r"^[A-Za-z0-9-]+$")
 
 
@@ -155,6 +159,7 @@ class Dynamics365Marketing(Destination):
     )
 
     settings: DynamicsSettings
+    _version: str | None = None
 
     # -- columns ------------------------------------------------------------------------
 
@@ -212,7 +217,7 @@ class Dynamics365Marketing(Destination):
         )
         tokens = self._tokens()
         return Client(
-            f"{s.url}/{API}",
+            f"{s.url}/{API}",  # + the version, chosen by _call on the first call
             limits,
             auth=tokens.headers,
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
@@ -230,6 +235,19 @@ class Dynamics365Marketing(Destination):
             raise DestinationError(f"{what} was refused (HTTP {response.status_code}){detail}")
         return response
 
+    def _call(self, client: Client, method: str, name: str, **kwargs: Any) -> httpx.Response:
+        """One Web API call of ``name`` under the org's API version, found on the first call (always a
+        collection or WhoAmI, so a 404 there means the version is not served: the next of :data:`VERSIONS`)."""
+        if self._version is None:
+            for version in VERSIONS:
+                r = client.request(method, f"{version}/{name}", **kwargs)
+                if r.status_code != 404:
+                    self._version = version
+                    return r
+            self._version = VERSIONS[0]
+            return r
+        return client.request(method, f"{self._version}/{name}", **kwargs)
+
     @staticmethod
     def _json(response: httpx.Response) -> Any:
         try:
@@ -241,7 +259,7 @@ class Dynamics365Marketing(Destination):
 
     def test_connection(self) -> str:
         with self._client() as client:
-            who = self._json(self._ok(client.request("GET", "WhoAmI"), "WhoAmI"))
+            who = self._json(self._ok(self._call(client, "GET", "WhoAmI"), "WhoAmI"))
             user = (who or {}).get("UserId", "?") if isinstance(who, dict) else "?"
             if self.settings.target == "list":
                 found = self._find_list(client)
@@ -256,7 +274,8 @@ class Dynamics365Marketing(Destination):
     def _find_segment(self, client: Client) -> dict[str, Any] | None:
         name = self.settings.segment_name
         r = self._ok(
-            client.request(
+            self._call(
+                client,
                 "GET",
                 "msdynmkt_segments",
                 params={
@@ -268,7 +287,8 @@ class Dynamics365Marketing(Destination):
         )
         rows = (self._json(r) or {}).get("value") or []
         for row in rows:
-            if isinstance(row, dict) and row.get("msdynmkt_displayname", name) == name:
+            names = [row.get(f) for f in NAME_FIELDS if isinstance(row, dict) and row.get(f) is not None]
+            if isinstance(row, dict) and (not names or name in names):
                 definition = row.get("_msdynmkt_segmentdefinition_value") or row.get("msdynmkt_segmentdefinitionid")
                 if definition is None and isinstance(row.get("msdynmkt_segmentdefinition"), dict):
                     definition = row["msdynmkt_segmentdefinition"].get("msdynmkt_segmentdefinitionid")
@@ -290,7 +310,9 @@ class Dynamics365Marketing(Destination):
     def _read_groups(self, client: Client, definition: str | None) -> list[str]:
         if not definition:
             return []
-        r = client.request("GET", f"msdynmkt_segmentdefinitions({definition})", params={"$select": "msdynmkt_staticlistmembers"})
+        r = self._call(
+            client, "GET", f"msdynmkt_segmentdefinitions({definition})", params={"$select": "msdynmkt_staticlistmembers"}
+        )
         if r.status_code == 404:
             return []
         raw = (self._json(self._ok(r, "reading the segment definition")) or {}).get("msdynmkt_staticlistmembers")
@@ -315,7 +337,7 @@ class Dynamics365Marketing(Destination):
             "statuscode": 723270001,
         }
         r = self._ok(
-            client.request("POST", "msdynmkt_segmentdefinitions", json=body, headers={"Prefer": "return=representation"}),
+            self._call(client, "POST", "msdynmkt_segmentdefinitions", json=body, headers={"Prefer": "return=representation"}),
             "creating the segment definition",
         )
         definition = _id_of(r, "msdynmkt_segmentdefinitionid")
@@ -329,7 +351,7 @@ class Dynamics365Marketing(Destination):
             "msdynmkt_segmentdefinition@odata.bind": f"/msdynmkt_segmentdefinitions({definition})",
         }
         r = self._ok(
-            client.request("POST", "msdynmkt_segments", json=seg, headers={"Prefer": "return=representation"}),
+            self._call(client, "POST", "msdynmkt_segments", json=seg, headers={"Prefer": "return=representation"}),
             "creating the static segment",
         )
         return {"id": _id_of(r, "msdynmkt_segmentid"), "definition": definition}
@@ -340,7 +362,8 @@ class Dynamics365Marketing(Destination):
         more = groups + [str(uuid.uuid4()) for _ in range(needed - len(groups))]
         if seg.get("definition"):
             self._ok(
-                client.request(
+                self._call(
+                    client,
                     "PATCH",
                     f"msdynmkt_segmentdefinitions({seg['definition']})",
                     json={"msdynmkt_staticlistmembers": self._groups_json(more)},
@@ -353,7 +376,7 @@ class Dynamics365Marketing(Destination):
         ids: list[str] = []
         body: dict[str, Any] = {"SegmentId": seg_id, "GroupId": group}
         for _ in range(10_000):
-            r = client.request("POST", "msdynmkt_ListGroupMembers", json=body)
+            r = self._call(client, "POST", "msdynmkt_ListGroupMembers", json=body)
             if r.status_code == 404:
                 return ids
             data = self._json(self._ok(r, "listing the segment's members"))
@@ -375,7 +398,7 @@ class Dynamics365Marketing(Destination):
 
     def _member_call(self, client: Client, action: str, payload: dict[str, Any], ids: list[str], result: SendResult) -> int:
         """One add/remove call of ``ids``; a 400 is halved down to the ids it is about. Returns calls made."""
-        r = client.request("POST", action, json={**payload, "EntityIds": ids})
+        r = self._call(client, "POST", action, json={**payload, "EntityIds": ids})
         if r.status_code < 400:
             failed = _failed_in(self._json(r))
             if failed:
@@ -608,7 +631,7 @@ class Dynamics365Marketing(Destination):
     def _find_list(self, client: Client) -> str | None:
         name = self.settings.segment_name
         r = self._ok(
-            client.request("GET", "lists", params={"$select": "listid,listname", "$filter": f"listname eq {_quote(name)}"}),
+            self._call(client, "GET", "lists", params={"$select": "listid,listname", "$filter": f"listname eq {_quote(name)}"}),
             "looking up the marketing list",
         )
         for row in (self._json(r) or {}).get("value") or []:
@@ -625,7 +648,7 @@ class Dynamics365Marketing(Destination):
             if list_id is None:
                 body = {"listname": self.settings.segment_name, "type": False, "createdfromcode": 4 if entity == "lead" else 2}
                 r = self._ok(
-                    client.request("POST", "lists", json=body, headers={"Prefer": "return=representation"}),
+                    self._call(client, "POST", "lists", json=body, headers={"Prefer": "return=representation"}),
                     "creating the marketing list",
                 )
                 list_id = _id_of(r, "listid")
@@ -639,13 +662,13 @@ class Dynamics365Marketing(Destination):
             url: str | None = "listmembers"
             params: dict[str, str] | None = {"$select": "_entityid_value", "$filter": f"_listid_value eq {list_id}"}
             while url:
-                data = self._json(self._ok(client.request("GET", url, params=params), "listing the list's members")) or {}
+                data = self._json(self._ok(self._call(client, "GET", url, params=params), "listing the list's members")) or {}
                 members.extend(_ids_in(data.get("value") or []))
                 url, params = data.get("@odata.nextLink"), None
 
             def remove(member: str) -> int:
                 self._ok(
-                    client.request("POST", "RemoveMemberList", json={"ListId": list_id, "EntityId": member}),
+                    self._call(client, "POST", "RemoveMemberList", json={"ListId": list_id, "EntityId": member}),
                     "removing a list member",
                 )
                 return 1
@@ -657,7 +680,7 @@ class Dynamics365Marketing(Destination):
         start = int(state.get("done", 0))
 
         def add(b: list[str]) -> int:
-            r = client.request("POST", "AddListMembersList", json={"ListId": list_id, "MemberIds": b})
+            r = self._call(client, "POST", "AddListMembersList", json={"ListId": list_id, "MemberIds": b})
             if r.status_code in (400, 404, 422):
                 if len(b) == 1:
                     result.rejected.extend(b)
