@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
