@@ -16,7 +16,8 @@ def test_welcome_scenario(jws: JourneyWs, sink: Sink) -> None:
     # uk = 1, 2, 3, 5; 5 is excluded
     assert r["entered"] == 3
     assert r["at_step"]["hello"] == 3
-    jws.worker(T0)
+    out = jws.worker(T0).stdout
+    assert "journey welcome: +0 entered, 0 exited, 2 sent, 1 skipped, 0 failed, 0 finished" in out
     r = jws.report("welcome")
     assert (r["sent"], r["skipped"]) == (2, 1)
     assert r["at_step"]["pause"] == 3

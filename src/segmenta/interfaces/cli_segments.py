@@ -449,6 +449,12 @@ def worker(
                     _say(f"refreshed {r.name}: {r.size} members (+{r.entered} -{r.exited})")
                 for n in report.expired:
                     _say(f"expired {n}")
+                for j in report.journeys:
+                    if j.entered or j.exited or j.moved or j.sent or j.skipped or j.failed:
+                        _say(
+                            f"journey {j.journey}: +{j.entered} entered, {j.exited} exited, {j.sent} sent, "
+                            f"{j.skipped} skipped, {j.failed} failed, {j.finished} finished"
+                        )
                 for n, why in report.failed:
                     err.print(f"failed {n}: {why}", markup=False, highlight=False)
                 if once:
