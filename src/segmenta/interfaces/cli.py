@@ -229,11 +229,26 @@ def evaluate(
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the member keys to this CSV")] = None,
 ) -> None:
     """Evaluate a definition; prints 'N members' last."""
-    result = with_workspace(lambda ws: ws.evaluate(Path(segment), as_of=as_of))
+    from segmenta.services.compiled import remember, replay  # hashlib and json only: the cache's hit path
+
+    given, path = flags(), Path(segment)
+    hit = replay(workspace_path(), path, as_of=as_of, engine=given.engine, store=given.store)
+    if hit is not None:  # the SQL compiled before for this very input: no sqlglot, pydantic or model import
+        key, keys = hit
+    else:
+        text = path.read_bytes() if path.is_file() else b""
+
+        def run(ws: Workspace) -> Any:
+            result = ws.evaluate(path, as_of=as_of)
+            remember(ws, path, text, result, as_of=as_of, engine=given.engine, store=given.store)
+            return result
+
+        result = with_workspace(run)
+        key, keys = result.key, result.keys
     if out_file is not None:
         with errors():
-            write_keys(out_file, result.key, result.keys)
-    typer.echo(f"{result.count} members")  # plain lines: rich is imported only for tables and progress bars
+            write_keys(out_file, key, keys)
+    typer.echo(f"{len(keys)} members")  # plain lines: rich is imported only for tables and progress bars
 
 
 @segment_app.command("sql")
