@@ -202,3 +202,26 @@ def test_the_key_can_come_from_the_environment(
     ok(run(ws, "destination", "test", "d365", env=env))
     r = run(ws, "destination", "test", "d365", env={"SEGMENTA_SECRET_KEY": Fernet.generate_key().decode()})
     assert r.returncode == 1 and "another key" in r.stderr
+
+
+def test_sync_sends_changed_attached_segments_and_reports_failures(
+    ws: Path, tmp_path: Path, dataverse: FakeDataverse, authority: FakeAuthority
+) -> None:
+    out = tmp_path / "exports"
+    ok(run(ws, "destination", "create", "csv", "--kind", "file", "--set", f"path={out}"))
+    ok(run(ws, "destination", "create", "d365", *dynamics_args(tmp_path, dataverse, authority, max_attempts="2")))
+    ok(run(ws, "destination", "attach", "csv", "Gold"))
+    ok(run(ws, "destination", "attach", "d365", "Gold"))
+    first = json.loads(ok(run(ws, "destination", "sync", "--json")).stdout)
+    assert sorted((r["destination"], r["rows"]) for r in first) == [("csv", 1_250), ("d365", 1_250)]
+    assert json.loads(ok(run(ws, "destination", "sync", "--json")).stdout) == []  # nothing changed
+    (tmp_path / "change.csv").write_text("contactid,tier\n2,Gold\n")
+    ok(run(ws, "records", "upsert", "contact", str(tmp_path / "change.csv")))
+    dataverse.faults = [503, 503]  # the Dynamics send fails; the file send still happens
+    r = run(ws, "destination", "sync")
+    assert r.returncode == 1 and "d365" in r.stderr
+    assert "sent 'Gold' to 'csv': 1 rows" in r.stdout
+    failed = json.loads(ok(run(ws, "destination", "history", "d365", "--json")).stdout)[0]
+    assert failed["status"] == "error" and "kept failing" in failed["message"]
+    ok(run(ws, "destination", "sync"))  # the next sync sends it
+    assert dataverse.members_of("Gold members") == GOLD | {"2"}

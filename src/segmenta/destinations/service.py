@@ -317,6 +317,28 @@ class Destinations:
                 out.append({"destination": dest, "error": str(exc)})
         return out
 
+    def sync(self) -> list[dict[str, Any]]:
+        """Every attached segment whose membership moved since its last send to that destination, sent (a delta).
+
+        The hook for "after every refresh": the worker (or ``segmenta destination sync``, e.g. from
+        cron) calls it after its refreshes; a segment that did not change costs one lookup. A failed
+        destination is recorded in its history and never stops the others, nor the refresh.
+        """
+        with self.store.session() as s:
+            pairs = s.execute(
+                select(DestinationRow.name, Segment.name)
+                .join(DestinationAttachment, DestinationAttachment.destination_id == DestinationRow.id)
+                .join(Segment, Segment.id == DestinationAttachment.segment_id)
+                .where(Segment.deleted_at.is_(None))
+                .order_by(DestinationRow.name, Segment.name)
+            ).all()
+        out = []
+        for segment in sorted({seg for _, seg in pairs}):
+            for row in self.after_refresh(segment):
+                if row.get("error") or row.get("send_id"):
+                    out.append({"segment": segment, **row})
+        return out
+
     # -- sending ------------------------------------------------------------------------------------
 
     def _columns(

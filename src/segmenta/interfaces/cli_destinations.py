@@ -191,6 +191,27 @@ def detach(name: Name, segment: Annotated[str, typer.Argument(help="Saved segmen
     typer.echo(f"{segment!r} is no longer sent to {name!r} after refreshes")
 
 
+@destination_app.command("sync")
+def sync(as_json: Json = False) -> None:
+    """Send every attached segment that changed since its last send (a delta); run it after refreshes.
+
+    Exit 1 when a destination failed (the others are sent; the failure is in its history).
+    """
+    rows = _with(lambda d: d.sync())
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        for r in rows:
+            if r.get("error"):
+                typer.echo(f"error: {r['segment']!r} to {r['destination']!r}: {r['error']}", err=True)
+            else:
+                typer.echo(f"sent {r['segment']!r} to {r['destination']!r}: {r['rows']} rows, {r['calls']} calls")
+        if not rows:
+            typer.echo("nothing changed since the last sends")
+    if any(r.get("error") for r in rows):
+        raise typer.Exit(1)
+
+
 @destination_app.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every destination's secrets with a new key (destinations.key), dropping the old key."""
