@@ -40,6 +40,7 @@ def test_retries_429_with_retry_after_and_5xx_and_dropped_connections(
     dataverse.faults = [429, 500, "drop", 503, 502]
     out = json.loads(ok(run(ws, "destination", "send", "d365", "Gold", "--json")).stdout)
     assert out["retries"] == 5
+    assert dataverse.max_in_flight <= 2  # the concurrency setting holds
     assert out["rows"] == 1_250 and out["rejected"] == 0
     assert dataverse.members_of("Gold members") == GOLD
     assert dataverse.violations == []

@@ -189,6 +189,8 @@ class Client:
                 continue
             if response is not None and response.status_code not in RETRY_STATUS:
                 return response
+            if response is not None:
+                last = f"HTTP {response.status_code}"
             if attempt == self.limits.max_attempts:
                 break
             with self.stats.lock:
@@ -203,11 +205,9 @@ class Client:
                 self.throttle.pause(wait)
                 log.info("%s %s throttled (429); retrying after %.2f s", method, path.split("?")[0], wait)
                 continue
-            if response is not None:
-                last = f"HTTP {response.status_code}"
             wait = self._backoff(attempt)
             log.info("%s %s failed (%s); retry %d in %.2f s", method, path.split("?")[0], last, attempt, wait)
             time.sleep(wait)
         raise DestinationError(
-            f"{method} {url.split('?')[0]} kept failing after {self.limits.max_attempts} attempts (last: {last or 'HTTP 429'})"
+            f"{method} {url.split('?')[0]} kept failing after {self.limits.max_attempts} attempts (last: {last})"
         )
