@@ -24,6 +24,8 @@ SPEC = ROOT / "tests" / "data"
 CONFORMANCE = SPEC / "conformance"
 SPEC_EXAMPLES = SPEC / "spec-examples"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: The engine fixture (duckdb, postgres, spark) and the store fixture (sqlite, postgres) for every test module.
+pytest_plugins = ["tests.engines.fixtures"]
 
 
 def need(condition: bool, reason: str) -> None:

@@ -13,8 +13,14 @@ import segmenta
 from tests.conftest import CONFORMANCE
 from tests.engines.helpers import cli, drop, settings_for, workspace_on
 
-#: The engine fixture (``engine_name``: duckdb, then postgres) and the PostgreSQL server fixture.
+#: The engine fixture (``engine_name``: duckdb, postgres, spark) and the PostgreSQL server fixture.
 pytest_plugins = ["tests.engines.fixtures"]
+#: On Spark every CLI command starts a JVM: the library runs every case there, the CLI one.
+SPARK_CASES = {
+    "test_cli_evaluates_conformance_case[contains_ignores_case_and_escapes_wildcards]",
+    "test_library_api_agrees_with_cli",
+    "test_preview_counts_and_masks_the_same",
+}
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +99,13 @@ def test_library_api_agrees_with_cli(library_ws: segmenta.Workspace, conformance
     for name, want in conformance_expected["members"].items():
         result = library_ws.evaluate(conformance_dir / "segments" / f"{name}.json", as_of=conformance_expected["as_of"])
         assert result.keys == want, name
+
+
+def test_preview_counts_and_masks_the_same(
+    library_ws: segmenta.Workspace, conformance_dir: Path, conformance_expected: dict
+) -> None:
+    segment = conformance_dir / "segments" / "ne_skips_empty.json"
+    preview = library_ws.preview(segment, columns=["email", "jobtitle"], limit=2, as_of=conformance_expected["as_of"])
+    assert preview.count == len(conformance_expected["members"]["ne_skips_empty"])
+    assert [r["contactid"] for r in preview.rows] == conformance_expected["members"]["ne_skips_empty"][:2]
+    assert preview.masked == ["email"] and all(r["email"] in ("***", None) for r in preview.rows)

@@ -1,4 +1,4 @@
-"""Differential tests: the compiled SQL (DuckDB) and the plain-Python reference agree on every record.
+"""Differential tests: the compiled SQL on every engine and the plain-Python reference agree on every record.
 
 Hypothesis draws a small random model (1-3 tables linked by relationships, columns of every
 type, an active rule, measures), random data over tiny domains (so that case, wildcards,
@@ -9,8 +9,11 @@ then evaluates each definition both ways.
 A second property sweeps every operator of every type one condition at a time over random
 data, so that an operator's bug is found even when random definitions rarely reach it.
 
-``SEGMENTA_DIFFERENTIAL_EXAMPLES`` and ``SEGMENTA_SWEEP_EXAMPLES`` set how many examples
-each property tries (defaults 200 and 25); raise them to hunt for bugs.
+Both run on DuckDB, PostgreSQL and Spark (the engine fixture), with fewer examples on the slower
+engines. ``SEGMENTA_DIFFERENTIAL_EXAMPLES`` and ``SEGMENTA_SWEEP_EXAMPLES`` set how many examples
+each property tries on DuckDB (defaults 200 and 25), ``SEGMENTA_POSTGRES_DIFFERENTIAL_EXAMPLES`` /
+``SEGMENTA_POSTGRES_SWEEP_EXAMPLES`` (40, 10) and ``SEGMENTA_SPARK_DIFFERENTIAL_EXAMPLES`` /
+``SEGMENTA_SPARK_SWEEP_EXAMPLES`` (8, 1) on the others; raise them to hunt for bugs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import datetime as dt
 import functools
 import json
 import os
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from segmenta import Workspace
+from segmenta.engines.base import Engine
 from segmenta.engines.duckdb import DuckDBEngine
 from segmenta.errors import DefinitionError
 from segmenta.model.operators import COUNT_OPERATORS, LIST_VALUE, NO_VALUE, OPERATORS, RANGE_VALUE, WINDOW_VALUE
@@ -341,10 +347,45 @@ def definitions(draw: st.DrawFn, model: Model) -> dict[str, Any]:
     return {"audience": "t0", "groups": groups}
 
 
+#: Examples per engine: each query is a round trip to the server on PostgreSQL and a Spark job on
+#: Spark, so those try fewer (the environment variables raise them to hunt for bugs).
+EXAMPLES_ON = {
+    "duckdb": EXAMPLES,
+    "postgres": int(os.environ.get("SEGMENTA_POSTGRES_DIFFERENTIAL_EXAMPLES", "40")),
+    "spark": int(os.environ.get("SEGMENTA_SPARK_DIFFERENTIAL_EXAMPLES", "8")),
+}
+SWEEP_EXAMPLES_ON = {
+    "duckdb": int(os.environ.get("SEGMENTA_SWEEP_EXAMPLES", "25")),
+    "postgres": int(os.environ.get("SEGMENTA_POSTGRES_SWEEP_EXAMPLES", "10")),
+    "spark": int(os.environ.get("SEGMENTA_SPARK_SWEEP_EXAMPLES", "1")),
+}
+#: Definitions checked per example (over one load of the example's tables).
+DEFINITIONS_ON = {"duckdb": (3, 10), "postgres": (2, 6), "spark": (1, 3)}
+
+
 @pytest.fixture(scope="module")
-def engine() -> DuckDBEngine:
-    shared = DuckDBEngine()
+def engine(engine_name: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """One engine of the kind under test for the whole module (each example replaces its tables)."""
+    shared: Engine
+    if engine_name == "postgres":
+        from segmenta.engines.postgres import PostgresEngine, PostgresSettings
+
+        schema = f"segmenta_diff_{uuid.uuid4().hex[:8]}"
+        url = request.getfixturevalue("pg_url")
+        shared = PostgresEngine(PostgresSettings.from_config({"url": url, "schema": schema}, workspace=Path(".")))
+    elif engine_name == "spark":
+        from segmenta.engines.spark import SparkEngine, SparkSettings
+
+        request.getfixturevalue("spark_session")
+        shared = SparkEngine(
+            str(tmp_path_factory.mktemp("differential-spark")),
+            SparkSettings.from_config({"master": os.environ.get("SEGMENTA_SPARK_MASTER", "local[2]")}),
+        )
+    else:
+        shared = DuckDBEngine()
     yield shared
+    if engine_name == "postgres":
+        shared.drop_schemas()  # type: ignore[attr-defined]
     shared.close()
 
 
@@ -363,9 +404,7 @@ def segment_source(model: Model, segments: dict[str, set[int]]) -> Any:
     return source
 
 
-def workspace(
-    engine: DuckDBEngine, model: Model, data: dict[str, list[dict[str, Any]]], segments: dict[str, set[int]]
-) -> Workspace:
+def workspace(engine: Engine, model: Model, data: dict[str, list[dict[str, Any]]], segments: dict[str, set[int]]) -> Workspace:
     """A workspace over the shared in-memory ``engine`` holding ``data`` (each example replaces its tables)."""
     ws = Workspace(Path("in-memory"), model, engine, {})
     for name, table in model.tables.items():
@@ -389,27 +428,32 @@ def check_agree(
     by_sql = ws.evaluate(definition, as_of=as_of).keys
     by_reference = reference.evaluate(model, data, definition, as_of=as_of, segments=segments)
     assert by_sql == by_reference, (
-        f"DuckDB {by_sql} != reference {by_reference}\nas_of {as_of}\ndefinition {json.dumps(raw)}\n"
+        f"{ws.engine.dialect} {by_sql} != reference {by_reference}\nas_of {as_of}\ndefinition {json.dumps(raw)}\n"
         f"model {json.dumps(model.to_data())}\ndata {data}\nsql {ws.sql(definition, as_of=as_of)}"
     )
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(st.data())
-def test_compiled_sql_agrees_with_the_reference(engine: DuckDBEngine, data: st.DataObject) -> None:
-    model = data.draw(models(), label="model")
-    as_of = data.draw(st.sampled_from(AS_OFS), label="as_of")
-    rows = data.draw(datasets(model, as_of), label="data")
-    segments = {name: set(data.draw(st.lists(st.integers(1, DANGLING), max_size=5), label=name)) for name in SEGMENT_NAMES}
-    ws = workspace(engine, model, rows, segments)
-    for i in range(data.draw(st.integers(3, 10), label="how many definitions")):
-        raw = data.draw(definitions(model), label=f"definition {i}")
-        check_agree(ws, model, rows, raw, as_of, segments)
+#: The sweep filters its few related conditions out of all conditions; the engines are slower than the draws.
+SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much]
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+
+
+def test_compiled_sql_agrees_with_the_reference(engine: Engine, engine_name: str) -> None:
+    fewest, most = DEFINITIONS_ON[engine_name]
+
+    @settings(max_examples=EXAMPLES_ON[engine_name], deadline=None, phases=PHASES, suppress_health_check=SLOW)
+    @given(st.data())
+    def agree(data: st.DataObject) -> None:
+        model = data.draw(models(), label="model")
+        as_of = data.draw(st.sampled_from(AS_OFS), label="as_of")
+        rows = data.draw(datasets(model, as_of), label="data")
+        segments = {name: set(data.draw(st.lists(st.integers(1, DANGLING), max_size=5), label=name)) for name in SEGMENT_NAMES}
+        ws = workspace(engine, model, rows, segments)
+        for i in range(data.draw(st.integers(fewest, most), label="how many definitions")):
+            raw = data.draw(definitions(model), label=f"definition {i}")
+            check_agree(ws, model, rows, raw, as_of, segments)
+
+    agree()
 
 
 # -- every operator, one at a time ------------------------------------------------------------------
@@ -497,20 +541,18 @@ def sweep(draw: st.DrawFn, as_of: dt.datetime) -> list[dict[str, Any]]:
     return draw(st.randoms(use_true_random=False)).sample(conds, SWEEP_SHARE)
 
 
-@settings(
-    max_examples=int(os.environ.get("SEGMENTA_SWEEP_EXAMPLES", "25")),
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(st.data())
-def test_every_operator_agrees_with_the_reference(engine: DuckDBEngine, data: st.DataObject) -> None:
-    as_of = data.draw(st.sampled_from(AS_OFS), label="as_of")
-    rows = data.draw(datasets(SWEEP_MODEL, as_of), label="data")
-    segments: dict[str, set[int]] = {name: set() for name in SEGMENT_NAMES}
-    ws = workspace(engine, SWEEP_MODEL, rows, segments)
-    for cond in data.draw(sweep(as_of), label="conditions"):
-        check_agree(ws, SWEEP_MODEL, rows, {"audience": "t0", "groups": [{"where": cond}]}, as_of, segments)
+def test_every_operator_agrees_with_the_reference(engine: Engine, engine_name: str) -> None:
+    @settings(max_examples=SWEEP_EXAMPLES_ON[engine_name], deadline=None, phases=PHASES, suppress_health_check=SLOW)
+    @given(st.data())
+    def agree(data: st.DataObject) -> None:
+        as_of = data.draw(st.sampled_from(AS_OFS), label="as_of")
+        rows = data.draw(datasets(SWEEP_MODEL, as_of), label="data")
+        segments: dict[str, set[int]] = {name: set() for name in SEGMENT_NAMES}
+        ws = workspace(engine, SWEEP_MODEL, rows, segments)
+        for cond in data.draw(sweep(as_of), label="conditions"):
+            check_agree(ws, SWEEP_MODEL, rows, {"audience": "t0", "groups": [{"where": cond}]}, as_of, segments)
+
+    agree()
 
 
 # -- the reference itself, on the public conformance set -------------------------------------------------

@@ -13,7 +13,11 @@ import pytest
 
 import segmenta
 
-ENGINES = ["duckdb", "postgres"]
+#: The engines every engine test runs on. Spark is slow (a JVM), so it carries the ``spark`` marker
+#: and each module runs it on the subset its ``SPARK_CASES`` names (see tests.engines.fixtures).
+ENGINES = ["duckdb", "postgres", pytest.param("spark", marks=pytest.mark.spark)]
+#: The metadata stores (saved segments, users, audit): the workspace's SQLite file, or a PostgreSQL schema.
+STORES = ["sqlite", "postgres"]
 WorkspaceFactory = Callable[..., segmenta.Workspace]
 PG_CANDIDATES = [
     "postgresql://postgres@127.0.0.1:5432/test",
@@ -25,6 +29,8 @@ def settings_for(engine: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The ``segmenta.yaml`` settings a test workspace on ``engine`` needs."""
     if engine == "postgres":
         return {"postgres": {"url": request.getfixturevalue("pg_url")}}
+    if engine == "spark":
+        request.getfixturevalue("spark_session")  # the run's one session; the workspace resolves to it
     return {}
 
 
@@ -34,7 +40,7 @@ def workspace_on(engine: str, request: pytest.FixtureRequest, path: Path, **init
 
 
 def drop(ws: segmenta.Workspace) -> None:
-    """Close ``ws``, dropping its PostgreSQL schemas first (a DuckDB file goes with tmp_path)."""
+    """Close ``ws``, dropping its PostgreSQL schemas first (DuckDB and Spark files go with tmp_path)."""
     try:
         if ws.engine.dialect == "postgres":
             ws.engine.drop_schemas()  # type: ignore[attr-defined]

@@ -1,15 +1,15 @@
-"""The same segments give the same answers on every engine (DuckDB, and Spark under the marker).
+"""The places where the engines' SQL differs by default give the contract's meaning on every engine.
 
-The conformance set runs through the library API on each engine; the edge cases below
-pin the places where the engines' SQL differs by default (case folding, LIKE escapes,
-SIZE of a null array, time zones, decimals, empty aggregates) to the contract's meaning.
+The edge cases below pin case folding, LIKE escapes, SIZE of a null array, time zones,
+decimals and empty aggregates on DuckDB, PostgreSQL and Spark (the engine fixture, one
+workspace per engine, every case in one test so Spark runs it whole); the conformance set
+itself runs on every engine in tests/test_conformance.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,28 +18,6 @@ import pytest
 import segmenta
 from segmenta.model.schema import Model
 from segmenta.services.loading import arrow_schema
-from tests.conftest import CONFORMANCE
-
-CASES = sorted(p.stem for p in (CONFORMANCE / "segments").glob("*.json")) if CONFORMANCE.is_dir() else []
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_conformance_case(
-    name: str, conformance_on: segmenta.Workspace, conformance_dir: Path, conformance_expected: dict
-) -> None:
-    result = conformance_on.evaluate(conformance_dir / "segments" / f"{name}.json", as_of=conformance_expected["as_of"])
-    assert result.keys == conformance_expected["members"][name]
-
-
-def test_preview_counts_and_masks_the_same(
-    conformance_on: segmenta.Workspace, conformance_dir: Path, conformance_expected: dict
-) -> None:
-    segment = conformance_dir / "segments" / "ne_skips_empty.json"
-    preview = conformance_on.preview(segment, columns=["email", "jobtitle"], limit=2, as_of=conformance_expected["as_of"])
-    assert preview.count == len(conformance_expected["members"]["ne_skips_empty"])
-    assert [r["contactid"] for r in preview.rows] == conformance_expected["members"]["ne_skips_empty"][:2]
-    assert preview.masked == ["email"] and all(r["email"] in ("***", None) for r in preview.rows)
-
 
 # -- edge semantics -----------------------------------------------------------------------------
 

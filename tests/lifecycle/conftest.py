@@ -1,6 +1,7 @@
-"""Fixtures of the segment lifecycle tests: one small workspace, and the store parametrised
-over SQLite (the workspace's file) and PostgreSQL (the real server on 127.0.0.1:5432; each
-test gets a fresh schema). PostgreSQL tests skip on a laptop without the server and fail in CI."""
+"""Fixtures of the segment lifecycle tests: one small workspace on every engine (the engine fixture:
+DuckDB, PostgreSQL, Spark on each module's ``SPARK_CASES``) with every store (the store fixture:
+the workspace's SQLite file, or a fresh schema on the PostgreSQL server at 127.0.0.1:5432).
+Tests needing the server or Spark skip on a laptop without them and fail in CI."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import csv
 import json
 import os
 import shutil
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import segmenta
 from segmenta.interfaces.cli import app
-from tests.conftest import need
+from segmenta.model.schema import Model
+from tests.engines.fixtures import pg_schema_url, store_kind  # noqa: F401 - re-exported: tests import them from here
+from tests.engines.helpers import drop, workspace_on
 
 MODEL = {
     "tables": {
@@ -50,7 +53,6 @@ CONTACTS = [
 ]
 INTERACTIONS = [(1, 1, "email_click"), (2, 2, "email_open"), (3, 3, "email_click")]
 T0 = "2026-10-01T12:00:00"
-PG_BASE = os.environ.get("SEGMENTA_TEST_PG", "host=127.0.0.1 port=5432 dbname=test")
 
 
 def write_csv(path: Path, header: list[str], rows: list[tuple[Any, ...]]) -> Path:
@@ -104,58 +106,67 @@ class Lifecycle:
         return env
 
 
+def engine_workspace(
+    request: pytest.FixtureRequest,
+    engine: str,
+    dest: Path,
+    name: str,
+    model: Any,
+    build: Callable[[segmenta.Workspace, Path], None],
+) -> Path:
+    """A workspace at ``dest`` on ``engine`` with ``model``, filled by ``build(ws, scratch)``.
+
+    DuckDB and Spark keep their data in the workspace's files, so ``build`` runs once per run and
+    engine (template ``name``) and each test gets a copy. PostgreSQL keeps it in schemas named in
+    ``segmenta.yaml``: a copy would share them, so each test builds its own, dropped afterwards.
+    """
+    if engine == "postgres":
+        scratch = dest.parent / f"{dest.name}-build"
+        scratch.mkdir()
+        ws = workspace_on(engine, request, dest, model=model)
+        request.addfinalizer(lambda: drop(segmenta.Workspace.open(dest)))
+        try:
+            build(ws, scratch)
+        finally:
+            ws.close()
+        return dest
+    key = (name, engine)
+    if key not in _TEMPLATES:
+        root = request.getfixturevalue("tmp_path_factory").mktemp(f"{name}-{engine}")
+        ws = workspace_on(engine, request, root / "ws", model=model)
+        try:
+            build(ws, root)
+        finally:
+            ws.close()
+        _TEMPLATES[key] = root / "ws"
+    shutil.copytree(_TEMPLATES[key], dest)
+    return dest
+
+
+#: (template, engine) -> the template workspace built this run (DuckDB and Spark; see engine_workspace).
+_TEMPLATES: dict[tuple[str, str], Path] = {}
+
+
+def build_small(ws: segmenta.Workspace, scratch: Path) -> None:
+    """The small CRM above: CONTACTS and INTERACTIONS."""
+    ws.load("contact", write_csv(scratch / "c.csv", ["contactid", "email", "country", "statecode"], CONTACTS))
+    ws.load("interaction", write_csv(scratch / "i.csv", ["interactionid", "contactid", "type"], INTERACTIONS))
+
+
 @pytest.fixture(scope="session")
 def template_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import segmenta
-
+    """The small CRM on DuckDB (for tests outside this directory that copy it themselves)."""
     root = tmp_path_factory.mktemp("lifecycle-template")
     model = root / "model.json"
     model.write_text(json.dumps(MODEL))
     ws = segmenta.Workspace.init(root / "ws", model=model)
-    ws.load("contact", write_csv(root / "c.csv", ["contactid", "email", "country", "statecode"], CONTACTS))
-    ws.load("interaction", write_csv(root / "i.csv", ["interactionid", "contactid", "type"], INTERACTIONS))
+    build_small(ws, root)
     ws.close()
     return root / "ws"
 
 
-def _pg_connect() -> Any:
-    import psycopg
-
-    last: Exception | None = None
-    for user in ("postgres", "root"):
-        try:
-            return psycopg.connect(f"{PG_BASE} user={user}", autocommit=True, connect_timeout=3), user
-        except Exception as exc:  # noqa: BLE001 - try the next user
-            last = exc
-    raise RuntimeError(f"no PostgreSQL at {PG_BASE}: {last}")
-
-
 @pytest.fixture()
-def pg_schema_url() -> Iterator[str]:
-    """A fresh schema in database ``test``, as a store URL whose search_path is that schema."""
-    try:
-        con, user = _pg_connect()
-    except Exception as exc:  # noqa: BLE001
-        need(False, f"PostgreSQL on 127.0.0.1:5432 ({exc})")
-        raise
-    schema = f"seg_{uuid.uuid4().hex[:12]}"
-    con.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        con.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        con.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture()
-def life(store_kind: str, template_ws: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Lifecycle:
-    """A private copy of the small workspace with a fresh store (SQLite file or PostgreSQL schema)."""
-    ws = tmp_path / "ws"
-    shutil.copytree(template_ws, ws)
-    store = request.getfixturevalue("pg_schema_url") if store_kind == "postgres" else None
-    return Lifecycle(ws=ws, store=store, tmp=tmp_path, runner=CliRunner())
+def life(engine_name: str, store_url: str | None, tmp_path: Path, request: pytest.FixtureRequest) -> Lifecycle:
+    """The small CRM on the engine under test (engine fixture) with a fresh store (store fixture)."""
+    ws = engine_workspace(request, engine_name, tmp_path / "ws", "lifecycle", Model.from_data(MODEL), build_small)
+    return Lifecycle(ws=ws, store=store_url, tmp=tmp_path, runner=CliRunner())

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.lifecycle.conftest import Lifecycle, write_csv
+from segmenta.model.schema import Model
+from tests.lifecycle.conftest import Lifecycle, engine_workspace, write_csv
+
+#: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
+SPARK_CASES = None  # every case
+#: ... and of those, these also with the store on PostgreSQL.
+SPARK_ON_PG_STORE: tuple[str, ...] = ()
 
 T0 = "2026-10-01T12:00:00"
 T1 = "2026-10-01T13:00:00"  # one hour later: contact 1's click (1 h 30 before T0) leaves the 2-hour window
@@ -76,25 +81,16 @@ UK_READER = {  # no window of its own: it moves through in_segment
 UK = {"name": "UK", "audience": "contact", "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK"}}]}
 
 
-@pytest.fixture(scope="module")
-def clock_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import segmenta
-
-    root = tmp_path_factory.mktemp("clock-template")
-    (root / "model.json").write_text(json.dumps(MODEL))
-    ws = segmenta.Workspace.init(root / "ws", model=root / "model.json")
-    ws.load("contact", write_csv(root / "c.csv", ["contactid", "country"], CONTACTS))
-    ws.load("interaction", write_csv(root / "i.csv", ["interactionid", "contactid", "type", "ts"], INTERACTIONS))
-    ws.close()
-    return root / "ws"
+def _build(ws: Any, scratch: Path) -> None:
+    ws.load("contact", write_csv(scratch / "c.csv", ["contactid", "country"], CONTACTS))
+    ws.load("interaction", write_csv(scratch / "i.csv", ["interactionid", "contactid", "type", "ts"], INTERACTIONS))
 
 
 @pytest.fixture()
-def clife(store_kind: str, clock_template: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Lifecycle:
-    ws = tmp_path / "ws"
-    shutil.copytree(clock_template, ws)
-    store = request.getfixturevalue("pg_schema_url") if store_kind == "postgres" else None
-    return Lifecycle(ws=ws, store=store, tmp=tmp_path, runner=CliRunner())
+def clife(engine_name: str, store_url: str | None, tmp_path: Path, request: pytest.FixtureRequest) -> Lifecycle:
+    """The clock tests' contacts and clicks on the engine under test, with a fresh store."""
+    ws = engine_workspace(request, engine_name, tmp_path / "ws", "clock", Model.from_data(MODEL), _build)
+    return Lifecycle(ws=ws, store=store_url, tmp=tmp_path, runner=CliRunner())
 
 
 def _fresh(life: Lifecycle, name: str, data: dict[str, object], now: str) -> list[int]:

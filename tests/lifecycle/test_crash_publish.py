@@ -6,6 +6,11 @@ from __future__ import annotations
 from tests.lifecycle.conftest import Lifecycle
 from tests.lifecycle.test_segments import UK
 
+#: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
+SPARK_CASES = ("test_a_publish_whose_next_refresh_cannot_be_scheduled_changes_no_membership",)
+#: ... and of those, these also with the store on PostgreSQL.
+SPARK_ON_PG_STORE: tuple[str, ...] = ()
+
 #: So close to the calendar's end that the next refresh (``at`` + cadence) cannot be scheduled.
 LAST_DAYS = "9999-12-30T00:00:00"
 

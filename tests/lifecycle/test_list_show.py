@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from tests.lifecycle.conftest import Lifecycle, write_csv
 
+#: Every case runs on Spark, on both stores.
+SPARK_CASES = None  # every case
+
 
 def test_a_list_shows_its_size_and_members_right_after_an_import(life: Lifecycle) -> None:
     life.run("segment", "create", "--list", "--audience", "contact", "--name", "Fair visitors")

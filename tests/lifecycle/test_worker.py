@@ -5,6 +5,14 @@ from __future__ import annotations
 from tests.lifecycle.conftest import Lifecycle
 from tests.lifecycle.test_segments import CLICKED, UK
 
+#: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
+SPARK_CASES = (
+    "test_an_unused_dynamic_segment_is_refreshed_every_24_hours",
+    "test_readers_refresh_after_the_segments_they_read",
+)
+#: ... and of those, these also with the store on PostgreSQL.
+SPARK_ON_PG_STORE = ("test_readers_refresh_after_the_segments_they_read",)
+
 
 def _worker_runs(life: Lifecycle, name: str, now: str) -> list[str]:
     return [r["at"] for r in life.json("segment", "history", name, now=now) if r["trigger"] == "worker"]

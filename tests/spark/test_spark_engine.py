@@ -14,7 +14,7 @@ import yaml
 
 import segmenta
 from segmenta.errors import DataError, RejectedInput
-from tests.spark.test_engines import AS_OF, EDGE_CASES
+from tests.engines.test_semantics import AS_OF, EDGE_CASES
 
 pytestmark = pytest.mark.spark
 
@@ -26,7 +26,7 @@ def _load_conformance(ws: segmenta.Workspace, conformance_dir: Path) -> None:
 
 def test_a_null_set_is_empty_even_with_legacy_size_of_null(spark_session: Any, conformance_dir: Path, tmp_path: Path) -> None:
     """A cluster with ANSI off has SIZE(NULL) = -1; the spark dialect's ARRAY_SIZE keeps null sets empty."""
-    from tests.spark.test_engines import EDGE_MODEL, PEOPLE
+    from tests.engines.test_semantics import EDGE_MODEL, PEOPLE
 
     ws = segmenta.Workspace.init(tmp_path / "ws", model=segmenta.Model.from_data(EDGE_MODEL), engine="spark")
     table = ws.model.table("person")
