@@ -75,6 +75,20 @@ def _meta_table(engine: Any, name: str) -> exp.Table:
     return exp.Table(this=ident(name), db=ident(engine.meta_schema))
 
 
+def _has_table(engine: Any, name: str) -> bool:
+    """Whether the engine's meta schema holds ``name`` (a table once seen is remembered: segmenta drops none of them).
+
+    Asking the catalogue costs tens of milliseconds on DuckDB; a record change asks for several
+    tables of every segment it writes.
+    """
+    known: set[str] = engine.__dict__.setdefault("_segmenta_meta_tables", set())
+    if name in known:
+        return True
+    found = _meta_tables(engine)
+    known |= found
+    return name in found
+
+
 def _meta_tables(engine: Any) -> set[str]:
     q = (
         exp.select("table_name")
@@ -184,7 +198,7 @@ class SqlEventLog:
         self.engine = engine
 
     def last(self) -> int:
-        if EVENT_OFFSET not in _meta_tables(self.engine):
+        if not _has_table(self.engine, EVENT_OFFSET):
             return 0
         values = self.engine.column(exp.select("last").from_(_meta_table(self.engine, EVENT_OFFSET)))
         return int(values[0]) if values else 0
@@ -192,7 +206,7 @@ class SqlEventLog:
     def read(self, *, after: int, segment_ids: list[int] | None, limit: int) -> pa.Table:
         import pyarrow as pa
 
-        if EVENTS not in _meta_tables(self.engine):
+        if not _has_table(self.engine, EVENTS):
             types = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("us"), "INTEGER": pa.int32()}
             return pa.table({c: pa.array([], types[t]) for c, t in EVENT_COLUMNS})
         q = (
@@ -243,16 +257,8 @@ class SqlMembership(MembershipBase):
         ensure_shared(self.engine)
         self.engine.execute(self.ensure_statements())
 
-    def _tables(self) -> set[str]:
-        q = (
-            exp.select("table_name")
-            .from_(exp.Table(this=ident("tables"), db=ident("information_schema")))
-            .where(exp.column("table_schema").eq(exp.Literal.string(self.engine.meta_schema)))
-        )
-        return {r["table_name"] for r in self.engine.run(q).to_pylist()}
-
     def exists(self) -> bool:
-        return f"members_{self.segment_id}" in self._tables()
+        return _has_table(self.engine, f"members_{self.segment_id}")
 
     # -- writing -------------------------------------------------------------------
 
@@ -316,7 +322,7 @@ class SqlMembership(MembershipBase):
     # -- reading -----------------------------------------------------------------------
 
     def _records(self, where: exp.Expr | None, *, latest: bool = False) -> list[RunRecord]:
-        if RUNS not in self._tables():
+        if not _has_table(self.engine, RUNS):
             return []
         q = (
             exp.select("refresh_id", "version", "at", "size", "entered", "exited")
@@ -363,7 +369,7 @@ class SqlMembership(MembershipBase):
         record = self.committed(run_id)
         if record is not None:
             return record.entered, record.exited
-        if EVENTS not in self._tables():
+        if not _has_table(self.engine, EVENTS):
             return 0, 0
         return counted(self.engine.run(self.count_changes(self._run_history(run_id))))
 
@@ -382,14 +388,14 @@ class SqlMembership(MembershipBase):
 
     def delta(self, run_id: int, *, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
         """The keys that entered and exited in run ``run_id``: batches of (key, change), entered first, by key."""
-        if EVENTS not in self._tables():
+        if not _has_table(self.engine, EVENTS):
             return iter(())
         q = self._run_history(run_id).order_by(exp.column("log_offset"))
         return self.engine.stream(q, batch_size=batch_size)
 
     def record_history(self, key: Any) -> list[dict[str, Any]]:
         """Every entry and exit of one record, oldest first (with each event's offset and cause)."""
-        if EVENTS not in self._tables():
+        if not _has_table(self.engine, EVENTS):
             return []
         q = (
             self._events_of_segment()

@@ -65,8 +65,25 @@ def live_dynamic(segs: Segments) -> dict[str, Definition]:
             .join(SegmentVersion, (SegmentVersion.segment_id == Segment.id) & (SegmentVersion.version == Segment.current_version))
             .where(Segment.status == Status.LIVE, Segment.kind == Kind.DYNAMIC, Segment.deleted_at.is_(None))
         ).all()
+    cache: dict[str, Definition] = segs.ws.__dict__.setdefault("_segmenta_parsed", {})
     for seg_name, raw in rows:
-        out[seg_name] = parse_definition(raw, segs.ws.model)
+        text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
+        if text not in cache:  # parsing (pydantic) every live definition for every change would dominate a small one
+            cache[text] = parse_definition(raw, segs.ws.model)
+        out[seg_name] = cache[text]
+    return out
+
+
+def reads_of(segs: Segments, live: dict[str, Definition]) -> dict[str, Reads]:
+    """What each definition reads (kept with the parsed definition: both depend only on it and the model)."""
+    cache: dict[int, tuple[Definition, Reads]] = segs.ws.__dict__.setdefault("_segmenta_reads", {})
+    out: dict[str, Reads] = {}
+    for n, d in live.items():
+        hit = cache.get(id(d))
+        if hit is None or hit[0] is not d:
+            hit = (d, segment_reads(d, segs.ws.model))
+            cache[id(d)] = hit
+        out[n] = hit[1]
     return out
 
 
@@ -139,7 +156,7 @@ def _apply_batch(segs: Segments, b: Batch) -> Written:
     """
     ws, model = segs.ws, segs.ws.model
     live = live_dynamic(segs)
-    reads = {n: segment_reads(d, model) for n, d in live.items()}
+    reads = reads_of(segs, live)
     columns = set(model.table(b.table).columns) if b.columns is None else b.columns
     versions = exp.select("*").from_(versions_table(ws, b.batch))
     direct: dict[str, list[Any]] = {}
@@ -168,7 +185,7 @@ def apply_clock(segs: Segments, names: list[str], *, before: dt.datetime, after:
     after = clock.now() if after is None else after
     model = segs.ws.model
     live = live_dynamic(segs)
-    reads = {n: segment_reads(d, model) for n, d in live.items()}
+    reads = reads_of(segs, live)
     direct: dict[str, list[Any]] = {}
     for n in sorted(set(names) & live.keys()):
         q = clock_affected_keys(model, reads[n], before, after)

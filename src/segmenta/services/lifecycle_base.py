@@ -171,7 +171,8 @@ class SegmentsBase(SegmentViews):
             next_at: dt.datetime | None = None
             try:
                 # Everything that can fail runs before the membership commit, so a failure changes nothing.
-                next_at = self._next_refresh_at(seg_id, version, at)
+                if within is None:  # a write for some keys leaves the schedule as it is
+                    next_at = self._next_refresh_at(seg_id, version, at)
                 changes: Changes | None = m.replace(
                     query,
                     run_id=run_id,

@@ -328,6 +328,8 @@ def _seen_table(ws: Workspace) -> exp.Table:
 
 def _ensure_seen_table(ws: Workspace) -> None:
     """The table of applied change ids, keyed by (table_name, change_id): a key taken by one sender is refused to the next."""
+    if ws.engine.__dict__.get("_segmenta_seen_ready"):
+        return
     schema = exp.Create(this=exp.Table(this=_ident(ws.engine.meta_schema)), kind="SCHEMA", exists=True)
     columns: list[exp.Expr] = [
         exp.ColumnDef(
@@ -373,6 +375,7 @@ def _ensure_seen_table(ws: Workspace) -> None:
             exp.Drop(tables=[old], kind="TABLE", exists=True),
         ]
     ws.engine.execute(statements)
+    ws.engine.__dict__["_segmenta_seen_ready"] = True
 
 
 def _seen_filter(ws: Workspace, name: str) -> exp.Select:
@@ -435,6 +438,8 @@ def versions_table(ws: Workspace, batch: str) -> exp.Table:
 
 def _ensure_batches_table(ws: Workspace) -> None:
     """The pending batches: record changes whose membership consequences are not all written yet."""
+    if ws.engine.__dict__.get("_segmenta_batches_ready"):
+        return
     columns: list[exp.Expr] = [
         exp.ColumnDef(this=_ident(c), kind=exp.DataType.build(t))
         for c, t in (("batch", "TEXT"), ("table_name", "TEXT"), ("columns", "TEXT"), ("cause", "TEXT"), ("at", "TIMESTAMP"))
@@ -442,6 +447,7 @@ def _ensure_batches_table(ws: Workspace) -> None:
     columns.append(exp.PrimaryKey(expressions=[_ident("batch")]))
     create = exp.Create(this=exp.Schema(this=meta_table(ws, BATCHES_TABLE), expressions=columns), kind="TABLE", exists=True)
     ws.engine.execute([*ws.engine.serialise("records"), create])
+    ws.engine.__dict__["_segmenta_batches_ready"] = True
 
 
 def apply_changes(ws: Workspace, name: str, source: str | Path, *, delete: bool) -> Applied:
