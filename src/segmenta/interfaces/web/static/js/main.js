@@ -1,5 +1,6 @@
 // segmenta web segment builder: the entry module (ES modules, no build step), talking to /api.
 
+import { stopActivity } from "./activity.js";
 import { api, whenUnauthorized } from "./api.js";
 import { isDirty, newCondition, renderGroups, setHooks } from "./builder.js";
 import { confirmDialog, dialog } from "./dialog.js";
@@ -17,6 +18,7 @@ import { hideTokens, showTokens, wireTokens } from "./tokens.js";
 
 function showLogin() {
   S.me = null;
+  stopActivity();
   $("#whoami").textContent = "";
   $("#sign-out").hidden = true;
   $("#nav-tokens").hidden = true;
@@ -40,6 +42,7 @@ async function start() {
 }
 
 async function onRouteChange(r) {
+  stopActivity(); // a segment page opens its own again
   if (!S.me) return;
   if (location.hash === "#/tokens") { await showTokens(); return; }
   hideTokens();

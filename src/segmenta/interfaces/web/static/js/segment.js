@@ -7,6 +7,7 @@ import {
   scheduleEstimate, showProblems, usedColumns,
 } from "./builder.js";
 import { confirmDialog, dialog } from "./dialog.js";
+import { showActivity } from "./activity.js";
 import { $, clone, el, fmtTime } from "./dom.js";
 import { dropDraft, keepDraft, readDraft } from "./draft.js";
 import { M, colLabel, tableLabel } from "./model.js";
@@ -254,6 +255,7 @@ export async function loadDetails() {
   if (!seg) return;
   const ref = segRef(seg);
   renderFacts(seg);
+  showActivity(seg); // not awaited: the live panel fills in by itself
   try {
     const versions = await api("GET", `/segments/${ref}/versions`);
     $("#versions").replaceChildren(...versions.map((v) => el("li", {},
