@@ -48,6 +48,7 @@ from segmenta.interfaces.api.routers import auth, definitions, members, model, s
 from segmenta.interfaces.api.routers import destinations as destinations_router
 from segmenta.interfaces.api.routers import journeys as journeys_router
 from segmenta.interfaces.api.routers import records as records_router
+from segmenta.interfaces.api.routers import events as events_router
 from segmenta.interfaces.api.runtime import Service
 from segmenta.services.users import Throttle
 
@@ -389,7 +390,7 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
     svc.users.throttle = Throttle(free_failures=settings.login_free_failures, max_delay_seconds=settings.login_max_delay_seconds)
     errors.install(app)
     _install_docs(app)
-    for module in (auth, users, model, definitions, segments, members, worker, records_router, journeys_router, destinations_router):
+    for module in (auth, users, model, definitions, segments, members, worker, records_router, journeys_router, destinations_router, events_router):
         app.include_router(module.router)
     if STATIC.is_dir():
         from fastapi.staticfiles import StaticFiles
