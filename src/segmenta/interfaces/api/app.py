@@ -390,7 +390,19 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
     svc.users.throttle = Throttle(free_failures=settings.login_free_failures, max_delay_seconds=settings.login_max_delay_seconds)
     errors.install(app)
     _install_docs(app)
-    for module in (auth, users, model, definitions, segments, members, worker, records_router, journeys_router, destinations_router, events_router):
+    for module in (
+        auth,
+        users,
+        model,
+        definitions,
+        segments,
+        members,
+        worker,
+        records_router,
+        journeys_router,
+        destinations_router,
+        events_router,
+    ):
         app.include_router(module.router)
     if STATIC.is_dir():
         from fastapi.staticfiles import StaticFiles
