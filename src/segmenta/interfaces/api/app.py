@@ -46,9 +46,9 @@ from segmenta.interfaces.api import errors
 from segmenta.interfaces.api.auth import error_responses
 from segmenta.interfaces.api.routers import auth, definitions, members, model, segments, users, worker
 from segmenta.interfaces.api.routers import destinations as destinations_router
+from segmenta.interfaces.api.routers import events as events_router
 from segmenta.interfaces.api.routers import journeys as journeys_router
 from segmenta.interfaces.api.routers import records as records_router
-from segmenta.interfaces.api.routers import events as events_router
 from segmenta.interfaces.api.runtime import Service
 from segmenta.services.users import Throttle
 
