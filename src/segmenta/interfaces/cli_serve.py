@@ -6,8 +6,6 @@ generated password and an API token ONCE; only their hashes are stored.
 
 from __future__ import annotations
 
-import logging
-import secrets
 from typing import Annotated, Any
 
 import typer
@@ -59,6 +57,8 @@ def serve(
         typer.echo(first_start_message(first.username, first.password, first.token, url))  # plain: no wrapping of secrets
     typer.echo(f"segmenta serving {service.ws.path} at {url} (API docs: {url}docs)")
     typer.echo(f"refresh scheduler: every {every:g} s" if every is not None else "refresh scheduler: off (--no-scheduler)")
+    import logging  # here, not at registration: every command imports this module (start-up)
+
     logging.getLogger("segmenta").setLevel(logging.WARNING)
     uvicorn.run(web, host=host, port=port, log_level=log_level)
 
@@ -137,6 +137,8 @@ def users_list() -> None:
 @users_app.command("reset-password")
 def users_reset_password(username: Annotated[str, typer.Argument(help="The user (e.g. admin)")]) -> None:
     """Give USERNAME a new generated password, printed once (their browser sessions end)."""
+    import secrets
+
     password = secrets.token_urlsafe(12)
 
     def reset(svc: Any) -> None:
