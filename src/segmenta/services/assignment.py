@@ -36,6 +36,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +225,44 @@ class Assignments:
             out.update(evaluate_for_keys(self.ws, defn, keys[start : start + 50_000], as_of=as_of))
         return out
 
+    @contextmanager
+    def _restricted(self, table: str, keys: list[Any] | None) -> Iterator[Callable[[d.Definition], set[Any]]]:
+        """An evaluator of definitions of ``table`` among ``keys`` (None: all records), staging the keys ONCE.
+
+        Routing evaluates up to every active segment over the same keys; staging them for each
+        (``evaluate_for_keys``) would cost one table write per segment.
+        """
+        as_of = clock.now()
+        if keys is None:
+            yield lambda defn: self._members(defn, None, as_of=as_of)
+            return
+        if not keys:
+            yield lambda defn: set()
+            return
+        import uuid
+
+        import pyarrow as pa
+        from sqlglot import exp
+
+        from segmenta.services.loading import arrow_schema
+
+        t = self.ws.model.table(table)
+        key_type = arrow_schema(t).field(t.key).type
+        name = f"__segmenta_assignment_keys_{uuid.uuid4().hex[:16]}"
+        staged = self.ws.engine.stage(name, pa.table({"k": pa.array(keys, key_type)}))
+        restrict = exp.select(exp.column("k", quoted=True)).from_(staged)
+
+        def members(defn: d.Definition) -> set[Any]:
+            query = compile_definition(
+                defn, self.ws.model, as_of=as_of, segments=self.ws.segment_source, restrict_to=restrict.copy()
+            )
+            return set(self.ws.engine.column(query))
+
+        try:
+            yield members
+        finally:
+            self.ws.engine.drop_staged(name)
+
     def _current(self, s: Session, table: str, keys: list[str] | None) -> dict[str, int]:
         """Each record's segment id now (``keys`` None: every record of the table that has one)."""
         q = select(AssignmentMember.key, AssignmentMember.segment_id).where(AssignmentMember.table_name == table)
@@ -241,10 +281,20 @@ class Assignments:
         ``order`` is the table's list in priority order, ``default`` last; ``current`` each
         record's segment now. Changes nothing.
         """
-        now = clock.now()
+        with self._restricted(table, keys) as members:
+            return self._decide(table, order, current, keys, members)
+
+    def _decide(
+        self,
+        table: str,
+        order: list[SegmentRow],
+        current: dict[str, int],
+        keys: list[Any] | None,
+        members: Callable[[d.Definition], set[Any]],
+    ) -> tuple[dict[str, int | None], RouteReport]:
         by_id = {r.id: r for r in order}
         default = order[-1]
-        active = self._members(self._everyone(table), keys, as_of=now)
+        active = members(self._everyone(table))
         report = RouteReport()
         target: dict[str, int | None] = {}
         movable: list[Any] = []
@@ -261,11 +311,7 @@ class Assignments:
                 break
             if seg.status != ACTIVE:
                 continue
-            defn = self._definition(seg)
-            if keys is None:
-                got = self._members(defn, None, as_of=now) & remaining
-            else:
-                got = self._members(defn, sorted(remaining), as_of=now)
+            got = members(self._definition(seg)) & remaining
             for k in got:
                 target[str(k)] = seg.id
             remaining -= got
