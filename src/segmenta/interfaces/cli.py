@@ -332,6 +332,7 @@ def main() -> None:
 # Command modules register themselves on `app` / `segment_app` when imported.
 from segmenta.interfaces import cli_events, cli_journeys, cli_records, cli_segments, cli_serve, cli_users  # noqa: E402,F401
 from segmenta.interfaces import cli_destinations  # noqa: E402,F401
+from segmenta.interfaces import cli_assignment  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

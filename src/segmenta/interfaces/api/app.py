@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from segmenta.errors import Problem, RejectedInput
 from segmenta.interfaces.api import errors
 from segmenta.interfaces.api.auth import error_responses
+from segmenta.interfaces.api.routers import assignment as assignment_router
 from segmenta.interfaces.api.routers import auth, definitions, members, model, segments, users, worker
 from segmenta.interfaces.api.routers import destinations as destinations_router
 from segmenta.interfaces.api.routers import events as events_router
@@ -401,6 +402,7 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
         records_router,
         journeys_router,
         destinations_router,
+        assignment_router,
         events_router,
     ):
         app.include_router(module.router)
