@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from segmenta.engines.base import Engine
+from segmenta.engines.sqltypes import sql_type
 from segmenta.model.schema import ColumnType
 from segmenta.types import ENTERED, EXITED, Changes
 
@@ -37,15 +38,6 @@ if TYPE_CHECKING:
 
 #: The writes a membership takes.
 REPLACE, ADD, REMOVE = "replace", "add", "remove"
-
-#: Key column types, as engine-neutral sqlglot types (each engine renders its own spelling).
-_KEY_TYPES: dict[ColumnType, str] = {
-    ColumnType.INTEGER: "BIGINT",
-    ColumnType.DECIMAL: "DECIMAL(38, 10)",
-    ColumnType.DATE: "DATE",
-    ColumnType.DATETIME: "TIMESTAMP",
-    ColumnType.BOOLEAN: "BOOLEAN",
-}
 
 #: The event log's columns: one row per key that entered or exited a segment, in offset order over
 #: the workspace. Keys of every audience share the log, so they are kept as text (and typed back
@@ -67,8 +59,8 @@ def ident(name: str) -> exp.Identifier:
 
 
 def key_data_type(column_type: ColumnType) -> exp.DataType:
-    """The SQL type of a key column (text-like keys are VARCHAR)."""
-    return exp.DataType.build(_KEY_TYPES.get(column_type, "VARCHAR"))
+    """The SQL type of a key column: the one type map's (engines/sqltypes.py), each engine spelling its own."""
+    return sql_type(column_type)
 
 
 def key_literal(value: Any) -> exp.Expr:
