@@ -112,9 +112,11 @@ class Hooks:
     """Points where a plugin may run code inside segmenta (tests kill a process at them).
 
     ``before_refresh_commit`` runs when a refresh has written its membership and committed nothing.
+    ``before_ack`` runs when ``records consume`` has committed a change and not yet acked its messages.
     """
 
     before_refresh_commit: Callable[[], None] | None = None
+    before_ack: Callable[[], None] | None = None
 
 
 def load_plugins(names: tuple[str, ...], where: str = "plugins") -> Hooks:

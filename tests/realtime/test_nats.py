@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import need, sigkill_when
+from tests.conftest import ROOT, need, sigkill_when
 from tests.lifecycle.conftest import T0, Lifecycle
+from tests.realtime.killpoints import hang_env
 from tests.realtime.test_records_cli import UK, evaluated, ndjson
 
 URL = os.environ.get("SEGMENTA_TEST_NATS", "nats://127.0.0.1:4222")
@@ -166,7 +167,7 @@ def consume(life: Lifecycle, broker: Broker, *extra: str, env: dict[str, str] | 
         *extra,
     ]
     full_env = {**life.cli_env(), "SEGMENTA_NOW": T0, **(env or {})}
-    return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen[str], code: int = 0) -> tuple[list[dict[str, Any]], str]:
@@ -205,7 +206,7 @@ def test_changes_are_applied_committed_and_acked(rt: Lifecycle, broker: Broker) 
 def test_a_message_redelivered_after_a_kill_between_commit_and_ack_is_a_no_op(rt: Lifecycle, broker: Broker) -> None:
     broker.publish("contact", "upsert", [{"contactid": 2, "country": "UK"}])  # no Nats-Msg-Id: the stream sequence is the id
     marker = rt.tmp / "committed"
-    proc = consume(rt, broker, env={"SEGMENTA_TEST_HANG_BEFORE_ACK": str(marker)})
+    proc = consume(rt, broker, env=hang_env(marker))
     sigkill_when(marker, proc, timeout=120, what="the commit of its change")
     assert country_of(rt, 2) == "UK"  # committed before the kill
     assert broker.pending()[1] == 1  # ...and never acked

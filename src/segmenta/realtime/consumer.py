@@ -24,11 +24,8 @@ else (the engine or the store unavailable) is not the message's fault: it is ret
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from segmenta.errors import RejectedInput
@@ -39,8 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("segmenta.realtime")
 
-#: Test-only hook: a path; after a change is committed and before it is acked, the consumer creates it and hangs (to be killed).
-HANG_ENV = "SEGMENTA_TEST_HANG_BEFORE_ACK"
 #: The column of a row that carries its change id (the records service's).
 CHANGE_ID = "_change_id"
 #: How long a message whose change failed for a reason not its own waits before it is delivered again.
@@ -227,7 +222,9 @@ async def _apply_group(segs: Segments, group: list[tuple[Delivery, Change]], tot
         totals.retried += len(group)
         report("retried", why, [d.where for d, _ in group])
         return True
-    _test_hang()
+    hook = segs.ws.settings.hooks.before_ack  # plugins: the kill tests stop the process here
+    if hook is not None:
+        hook()
     for d, _ in group:
         await d.ack()
     totals.applied += len(group)
@@ -253,10 +250,3 @@ async def _reject(d: Delivery, reason: str, totals: Totals, report: Report) -> N
     await d.reject(reason)
     totals.rejected += 1
     report("rejected", reason, [d.where])
-
-
-def _test_hang() -> None:
-    marker = os.environ.get(HANG_ENV)
-    if marker:
-        Path(marker).write_text(str(os.getpid()), encoding="utf-8")
-        time.sleep(600)
