@@ -7,12 +7,10 @@
 - ``GET /api/events/stream?from=OFFSET&segment=NAME``: Server-Sent Events, one ``membership``
   event per membership event (``id:`` is its offset, ``data:`` its JSON), starting after
   ``Last-Event-ID`` when the browser reconnects (else ``from``; else the current end). A
-  comment line every ``service.events_heartbeat_seconds`` keeps proxies from closing an idle
-  stream; the stream ends (an ``end`` event saying why) after
-  ``service.events_stream_max_seconds`` (or the caller's shorter ``max_seconds``) or when the
-  server shuts down, and EventSource reconnects from the last id. ``heartbeat`` sets the
-  caller's own heartbeat interval. A user may hold ``service.events_max_streams_per_user`` streams
-  at once (429 beyond). New events are noticed at once when they are written in this process
+  comment line every 15 s (the caller's ``heartbeat``) keeps proxies from closing an idle
+  stream; the stream ends (an ``end`` event saying why) after an hour (or the caller's
+  shorter ``max_seconds``) or when the server shuts down, and EventSource reconnects from
+  the last id. A user may hold 4 streams at once (429 beyond). New events are noticed at once when they are written in this process
   (an in-process subscriber wakes the streams) and within a second otherwise (polling).
 - ``GET /api/segments/{name}/activity?minutes=60``: entered/exited counts per minute from the
   events, for the web builder's live panel.
@@ -51,12 +49,11 @@ from segmenta.workspace import PII_MASK
 router = APIRouter(prefix="/api", tags=["events"], responses=RESPONSES)
 
 PAGE_MAX = 10_000
-#: setting (service.*) -> (default, lowest, highest)
-SETTINGS: dict[str, tuple[float, float, float]] = {
-    "events_max_streams_per_user": (4, 1, 1000),
-    "events_stream_max_seconds": (3600, 1, 86_400),
-    "events_heartbeat_seconds": (15, 0.5, 3600),
-}
+#: A user's open streams at most (429 beyond), a stream's longest life, the heartbeat interval (seconds).
+#: Fixed for now: segmenta.yaml's reserved ``realtime:`` section is where they would become settings.
+MAX_STREAMS_PER_USER = 4
+STREAM_MAX_SECONDS = 3600.0
+HEARTBEAT_SECONDS = 15.0
 #: How often a stream looks at the log when no in-process write woke it (seconds).
 POLL_S = 1.0
 #: Most events one activity answer counts (a publish of millions of members in the window: the rest are not counted).
@@ -70,24 +67,9 @@ class StreamSettings:
     heartbeat_seconds: float
 
 
-def stream_settings(service: Service) -> StreamSettings:
-    """``service.events_*`` of segmenta.yaml, checked (a bad value is a 422 naming its key and range)."""
-    section = (service.ws.config or {}).get("service") or {}
-    values: dict[str, float] = {}
-    problems = []
-    for key, (default, low, high) in SETTINGS.items():
-        value = section.get(key, default) if isinstance(section, dict) else default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            problems.append(
-                Problem(f"segmenta.yaml: service.{key}", f"must be a number from {low:g} to {high:,g}, not {value!r}")
-            )
-        else:
-            values[key] = value
-    if problems:
-        raise RejectedInput(problems)
-    return StreamSettings(
-        int(values["events_max_streams_per_user"]), values["events_stream_max_seconds"], values["events_heartbeat_seconds"]
-    )
+def stream_settings(_service: Service) -> StreamSettings:
+    """The service's stream bounds (see :data:`MAX_STREAMS_PER_USER`)."""
+    return StreamSettings(MAX_STREAMS_PER_USER, STREAM_MAX_SECONDS, HEARTBEAT_SECONDS)
 
 
 class Streams:
@@ -236,7 +218,7 @@ async def stream_events(
         raise HTTPException(
             429,
             f"{user.username} already has {settings.max_streams_per_user} event streams open "
-            "(setting service.events_max_streams_per_user); close one first",
+            "(events_max_streams_per_user); close one first",
             headers={"Retry-After": "5"},
         )
     _subscribe(service, streams)
