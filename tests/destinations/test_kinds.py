@@ -225,3 +225,15 @@ def test_sync_sends_changed_attached_segments_and_reports_failures(
     assert failed["status"] == "error" and "kept failing" in failed["message"]
     ok(run(ws, "destination", "sync"))  # the next sync sends it
     assert dataverse.members_of("Gold members") == GOLD | {"2"}
+
+
+def test_an_attached_segment_is_in_use_until_detached(ws: Path, tmp_path: Path) -> None:
+    ok(run(ws, "destination", "create", "csv", "--kind", "file", "--set", f"path={tmp_path / 'x'}"))
+    ok(run(ws, "destination", "attach", "csv", "Gold"))
+    r = run(ws, "segment", "stop", "Gold")
+    assert r.returncode == 2 and "csv" in r.stderr  # the refusal names the destination using it
+    ok(run(ws, "destination", "detach", "csv", "Gold"))
+    ok(run(ws, "segment", "stop", "Gold"))
+    r = run(ws, "destination", "attach", "csv", "Gold")
+    assert r.returncode == 2 and "live" in r.stderr
+    assert json.loads(ok(run(ws, "destination", "show", "csv")).stdout)["auto_send"] == []

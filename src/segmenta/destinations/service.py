@@ -179,6 +179,18 @@ class Destinations:
         return self.show(name)
 
     def delete(self, name: str, *, actor: str = "(cli)") -> None:
+        """Delete a destination, its history and its auto-sends (their segments are no longer used by it)."""
+        from segmenta.services.usages import unregister_usage
+
+        with self.store.session() as s:
+            row = self._row(s, name)
+            attached = s.scalars(
+                select(Segment.name)
+                .join(DestinationAttachment, DestinationAttachment.segment_id == Segment.id)
+                .where(DestinationAttachment.destination_id == row.id, Segment.deleted_at.is_(None))
+            ).all()
+        for segment in attached:
+            unregister_usage(self.segs, segment, kind="destination", user=name, role="auto-send")
         with self.store.session() as s:
             row = self._row(s, name)
             for model in (DestinationSend, DestinationAttachment):
@@ -272,7 +284,13 @@ class Destinations:
 
     def attach(self, name: str, segment: str, *, columns: list[str] | None = None, actor: str = "(cli)") -> None:
         """Send ``segment`` to ``name`` after each of its refreshes (a delta since the last send)."""
+        from segmenta.services.usages import register_usage
+
         seg = self.segs._snapshot_of(segment)
+        with self.store.session() as s:
+            self._row(s, name)  # NotFound before anything is recorded
+        # the segment is in use while a destination sends it: it does not expire and cannot be stopped
+        register_usage(self.segs, seg.name, kind="destination", user=name, role="auto-send")
         with self.store.session() as s:
             row = self._row(s, name)
             exists = s.scalar(
@@ -296,6 +314,9 @@ class Destinations:
                 )
             ).all():
                 s.delete(a)
+        from segmenta.services.usages import unregister_usage
+
+        unregister_usage(self.segs, seg.name, kind="destination", user=name, role="auto-send")
         self._audit(actor, "destination.detach", name, f"segment {segment}")
 
     def after_refresh(self, segment: str) -> list[dict[str, Any]]:
