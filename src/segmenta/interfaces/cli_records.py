@@ -145,13 +145,18 @@ def _consume(segs: Any, options: Any, *, batch: int, once: bool, as_json: bool) 
         return stopping
 
     def report(kind: str, what: Any, where: list[str]) -> None:
+        named = where[0] if len(where) == 1 else f"{where[0]} .. {where[-1]} ({len(where)} messages)"
         if kind == "applied":
-            line = json.dumps({"applied": where, **what.to_dict()}) if as_json else f"{', '.join(where)}: {what.summary()}"
+            line = (
+                json.dumps({"applied": named, "messages": len(where), **what.to_dict()})
+                if as_json
+                else f"{named}: {what.summary()}"
+            )
             typer.echo(line)
             for f in what.failed:
                 typer.echo(f"error: segment {f['segment']!r} was not refreshed ({f['error']}); it is due now", err=True)
         else:
-            typer.echo(f"{kind}: {', '.join(where)}: {what}", err=True)
+            typer.echo(f"{kind}: {named}: {what}", err=True)
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()
