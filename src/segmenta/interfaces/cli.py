@@ -150,7 +150,7 @@ def errors() -> Iterator[None]:
 
 def with_workspace(fn: Callable[[Workspace], T]) -> T:
     with errors():
-        from segmenta.services.stores import with_saved_segments
+        from segmenta.services.saved_segments import with_saved_segments  # no SQLAlchemy until in_segment
         from segmenta.workspace import Workspace
 
         ws = with_saved_segments(Workspace.open(settings=settings()))

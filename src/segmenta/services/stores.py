@@ -6,19 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
+# Re-exported: defined apart so that the CLI wires it without importing SQLAlchemy (start-up).
+from segmenta.services.saved_segments import with_saved_segments as with_saved_segments
 from segmenta.store.auth_models import ROLES as ROLES
 from segmenta.store.database import Store as Store
 from segmenta.store.database import resolve_url
 from segmenta.store.models import Segment
-
-if TYPE_CHECKING:
-    from sqlglot import exp
-
-    from segmenta.workspace import Workspace
 
 __all__ = ["ROLES", "Store", "open_store", "segment_audiences", "segment_ids", "with_saved_segments"]
 
@@ -32,22 +29,6 @@ def segment_ids(store: Store, names: list[str]) -> dict[str, int]:
     """The ids of the saved segments named ``names`` (deleted ones included; missing names left out)."""
     with store.session() as s:
         return {n: i for n, i in s.execute(select(Segment.name, Segment.id).where(Segment.name.in_(names)))}
-
-
-def with_saved_segments(ws: Workspace) -> Workspace:
-    """``ws`` resolving ``in_segment`` from its saved segments (their store opened for each lookup).
-
-    The workspace facade imports no service (``.importlinter``), so a composition root that
-    opens a plain workspace (the CLI) wires this in; :class:`~segmenta.services.segments.Segments`
-    wires its own store.
-    """
-    from segmenta.services.segments import stored_segment_source
-
-    def source(name: str, table: str) -> exp.Query:
-        return stored_segment_source(ws, name, table)
-
-    ws.segment_source = source
-    return ws
 
 
 def segment_audiences(store: Store, ids: set[int]) -> dict[int, str]:
