@@ -283,7 +283,7 @@ class SparkEngine(Engine):
     def register_parquet_view(self, name: str, locate: Callable[[], str], schema: str | None = None) -> None:
         """Make ``name`` a temp view over the Parquet directory ``locate()`` names, resolved before each query.
 
-        The saved segments' store (services/membership_spark.py) registers each segment's members
+        The saved segments' store (membership/files.py) registers each segment's members
         this way: ``in_segment`` reads the version committed when the query runs. Nothing starts here.
         """
         self._parquet_views[name] = (locate, schema)
@@ -357,9 +357,9 @@ class SparkEngine(Engine):
 
     def _transaction(self, sqls: list[str], before_commit: Callable[[], None] | None) -> None:
         # Parquet directories have no SQL transactions; saved segments commit through a pointer
-        # file instead (services/membership_spark.py), so nothing should land here.
+        # file instead (membership/files.py), so nothing should land here.
         raise UnsupportedFeature(
-            "the Spark engine runs no SQL transactions; saved segments on Spark go through services/membership_spark.py"
+            "the Spark engine runs no SQL transactions; saved segments on Spark go through membership/files.py"
         )
 
     def tables(self) -> set[str]:
