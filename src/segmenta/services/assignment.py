@@ -386,24 +386,24 @@ class Assignments:
             current = self._current(s, table, None if keys is None else [str(k) for k in keys])
             target, decided = self.decide(table, order, current, keys)
             written = self._write(s, table, target, current, reason, detail)
+            self._sellers_for(s, table, written.changes)  # in the same transaction: no routed record without its decision
+            _test_hang()
         written.routed, written.kept = decided.routed, decided.kept
-        self._sellers_for(table, written.changes)
         return written
 
-    def _sellers_for(self, table: str, changes: dict[str, int | None]) -> None:
+    def _sellers_for(self, s: Session, table: str, changes: dict[str, int | None]) -> None:
         """Records that moved: a seller by their new segment's rules (assignment_rules), none when they left."""
         if not changes:
             return
         from segmenta.services.assignment_rules import Rules
         from segmenta.store.assignment_models import AssignmentRule
 
-        with self.store.session() as s:
-            if s.scalar(select(AssignmentRule.id).limit(1)) is None:  # no rules anywhere: nothing to decide
-                return
+        if s.scalar(select(AssignmentRule.id).limit(1)) is None:  # no rules anywhere: nothing to decide
+            return
         typed = self._typed_key(table)
         rules = Rules(self)
-        rules.release(table, [_as(typed, k) for k, to in changes.items() if to is None])
-        rules.assign(table, [_as(typed, k) for k, to in changes.items() if to is not None])
+        rules.release(table, [_as(typed, k) for k, to in changes.items() if to is None], session=s)
+        rules.assign(table, [_as(typed, k) for k, to in changes.items() if to is not None], session=s)
 
     def catch_up(self, table: str) -> RouteReport:
         """Route the active records that have no segment yet and take out the assigned ones no longer active or there.
@@ -715,6 +715,22 @@ class Assignments:
             return sorted(
                 set(s.scalars(select(AssignmentSegment.table_name).where(AssignmentSegment.is_default.is_(False))).all())
             )
+
+
+#: Test-only hook: a path; a routing pass creates it inside its store transaction, then hangs (to be killed).
+HANG_ENV = "SEGMENTA_TEST_HANG_IN_ROUTING"
+
+
+def _test_hang() -> None:
+    import os
+
+    marker = os.environ.get(HANG_ENV)
+    if marker:
+        import time
+        from pathlib import Path
+
+        Path(marker).touch()
+        time.sleep(300)
 
 
 def _as(typed: Any, raw: str) -> Any:

@@ -39,6 +39,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -348,13 +350,22 @@ class Rules:
         detail["why"] = why
         return Decision(chosen["key"], "assigned", "rule", rule.id, overdue, detail)
 
-    def assign(self, table: str, keys: list[Any]) -> dict[str, int]:
+    @contextmanager
+    def _session(self, s: Session | None) -> Iterator[Session]:
+        """``s`` when the caller has a transaction open (routing: the decision commits with the route), else a new one."""
+        if s is not None:
+            yield s
+            return
+        with self.store.session() as new:
+            yield new
+
+    def assign(self, table: str, keys: list[Any], *, session: Session | None = None) -> dict[str, int]:
         """Decide a seller (or the queue) for each of ``keys`` by its segment's rules; records in segments without rules get none."""
         if not keys:
             return {"assigned": 0, "queued": 0}
         now = clock.now()
         counts = {"assigned": 0, "queued": 0}
-        with self.store.session() as s:
+        with self._session(session) as s:
             self.wa._lock(s, "decisions")
             seg_of = self.wa._current(s, table, [str(k) for k in keys])
             by_segment: dict[int, list[Any]] = {}
@@ -451,11 +462,11 @@ class Rules:
         s.flush()
         return row.id
 
-    def release(self, table: str, keys: list[Any]) -> None:
+    def release(self, table: str, keys: list[Any], *, session: Session | None = None) -> None:
         """Records that left their segment lose their seller (the decision stays in the history)."""
         if not keys:
             return
-        with self.store.session() as s:
+        with self._session(session) as s:
             for start in range(0, len(keys), 500):
                 s.execute(
                     update(AssignmentDecision)
