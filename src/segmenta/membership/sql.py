@@ -346,7 +346,13 @@ class SqlMembership(MembershipBase):
         ]
 
     def committed(self, run_id: int) -> RunRecord | None:
-        found = self._records(exp.column("refresh_id").eq(exp.Literal.number(run_id)))
+        """The record of run ``run_id``: the latest one with that id.
+
+        A keyed write that moved nobody deletes its run from the store, and SQLite hands the
+        same id to the next run, so two records can carry one id here (the earlier moved
+        nobody). The latest is the run just written (as in the file store).
+        """
+        found = self._records(exp.column("refresh_id").eq(exp.Literal.number(run_id)), latest=True)
         return found[0] if found else None
 
     def latest(self) -> RunRecord | None:
