@@ -246,6 +246,9 @@ class Segments(SegmentCommands):
             used_by = readers(reference_graph(s, drafts=True), old)
             if used_by:
                 raise Conflict([Problem(old, f"is read by in_segment in {', '.join(used_by)}; change them first, then rename")])
+            users = self._active_users(s, seg)
+            if users:  # journeys, destinations and work assignment name their segments
+                raise Conflict([Problem(old, f"is in use by {', '.join(users)}; stop or detach them first, then rename")])
             seg.name = chosen
             seg.updated_at = clock.now()
             self._audit(s, seg, "rename", f"{old} -> {chosen}")

@@ -128,7 +128,24 @@ class Worker:
         from segmenta.services.journeys.worker_pass import advance_journeys
 
         advance_journeys(self, report)  # after the refreshes: journeys act on the membership they committed
+        self._send_to_destinations(report)
         return report
+
+    def _send_to_destinations(self, report: PassReport) -> None:
+        """After the refreshes: every attached segment whose membership moved goes to its destinations (a delta).
+
+        A destination's failure is recorded in its own history and never stops the pass.
+        """
+        from segmenta.destinations.service import Destinations
+
+        try:
+            sent = self._with_segments(lambda segs: Destinations(segs).sync())
+        except Exception as exc:  # noqa: BLE001 - retried next pass: the delta since the last good send stays
+            report.failed.append(("(destinations)", _why(exc)))
+            return
+        for item in sent or []:
+            if item.get("error"):
+                report.failed.append((f"destination {item.get('destination')}", str(item["error"])))
 
     def _followers(self, report: PassReport) -> None:
         """Refresh the live readers (in_segment) of segments this pass changed, not refreshed in it, in dependency order.
