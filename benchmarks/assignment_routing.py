@@ -136,6 +136,9 @@ def main() -> None:
         wa.rerun("lead")
         full = time.perf_counter() - t
         print(f"one lead update to its new assignment: {one * 1000:.0f} ms; re-running every segment in full: {full:.1f} s")
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

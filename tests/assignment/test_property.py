@@ -5,6 +5,7 @@ every active record is in exactly one segment: the first active one it matches, 
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import tempfile
@@ -102,6 +103,7 @@ _TEMPLATE: list[Path] = []
 def template() -> Path:
     if not _TEMPLATE:
         root = Path(tempfile.mkdtemp(prefix="wa-property-"))
+        atexit.register(shutil.rmtree, root, True)  # hypothesis examples share it; gone with the test process
         _TEMPLATE.append(build(root / "ws", root))
     return _TEMPLATE[0]
 
