@@ -333,6 +333,7 @@ def main() -> None:
 from segmenta.interfaces import cli_events, cli_journeys, cli_records, cli_segments, cli_serve, cli_users  # noqa: E402,F401
 from segmenta.interfaces import cli_destinations  # noqa: E402,F401
 from segmenta.interfaces import cli_assignment  # noqa: E402,F401
+from segmenta.interfaces import cli_sequences  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
