@@ -128,6 +128,9 @@ class Worker:
         from segmenta.services.journeys.worker_pass import advance_journeys
 
         advance_journeys(self, report)  # after the refreshes: journeys act on the membership they committed
+        from segmenta.services.sequences import advance_sequences
+
+        advance_sequences(self, report)  # sales sequences: started and ended by work-assignment routing
         self._send_to_destinations(report)
         return report
 
