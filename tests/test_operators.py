@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlglot import exp
 
 from segmenta import Workspace
 from segmenta.model.schema import Model
@@ -203,7 +204,8 @@ def members(ws: Workspace, groups: list[dict], *, audience: str = "person", as_o
 def test_loaded_rows_are_the_test_data(ws: Workspace) -> None:
     for name, rows in DATA.items():
         key = MODEL.table(name).key
-        stored = ws.engine.run(f'SELECT * FROM "{name}" ORDER BY "{key}"').to_pylist()
+        query = exp.select("*").from_(exp.to_table(name, quoted=True)).order_by(exp.column(key, quoted=True))
+        stored = ws.engine.run(query).to_pylist()  # a tree: each engine quotes in its own dialect
         assert stored == sorted(rows, key=lambda r: r[key]), name
 
 
@@ -666,6 +668,11 @@ def test_in_segment(ws: Workspace) -> None:
     assert members(ws, [{"where": {"in_segment": "vips"}}], audience="account") == [10]
 
 
+@pytest.mark.gap(
+    "spark",
+    raises=AssertionError,
+    reason="Spark's AVG of a DECIMAL is a DECIMAL rounded to the column's scale + 4 digits: 4/3 compares below 1.3333333333333333",
+)
 def test_avg_is_exact(make_ws: WorkspaceFactory) -> None:
     """Averages compared exactly (an engine's AVG of a DECIMAL is a DOUBLE: 4/3 and 1.3333333333333333 are one DOUBLE)."""
     people = [_person(pid, "x", 0, None, None, None, None, None, None, None) for pid in (1, 2, 3, 4)]
