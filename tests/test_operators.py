@@ -31,8 +31,8 @@ from tests.engines.helpers import WorkspaceFactory, drop, workspace_on
 
 #: The engine fixture (``engine_name``: duckdb, postgres, spark), ``make_ws`` and the PostgreSQL server fixture.
 pytest_plugins = ["tests.engines.fixtures"]
-#: Spark runs the first three rows of each table above and every single test (a query is a Spark job).
-SPARK_CASES = 3
+#: Spark runs the first two rows of each table above and every single test (a query is a Spark job).
+SPARK_CASES = 2
 
 AS_OF = dt.datetime(2024, 3, 31, 12, 0, 0)
 D = dt.date

@@ -19,6 +19,13 @@ from tests import reference
 from tests.engines.helpers import drop, workspace_on
 
 pytest_plugins = ["tests.engines.fixtures"]
+#: Spark (a Spark job per query) checks four examples that together use relations, aggregates, windows and groups.
+SPARK_CASES = {
+    "test_example_members_are_the_references[cart-abandoners]",
+    "test_example_members_are_the_references[gold-managers-clicked-or-big-spenders]",
+    "test_example_members_are_the_references[lapsed-buyers]",
+    "test_example_members_are_the_references[newsletter-engaged]",
+}
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.json"))
 AS_OF = "2026-10-27T12:00:00"

@@ -12,6 +12,11 @@ from tests.conftest import sigkill_when
 from tests.lifecycle.conftest import Lifecycle
 from tests.lifecycle.test_segments import UK
 
+#: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
+SPARK_CASES = ("test_a_running_run_whose_owner_holds_its_lock_is_left_alone",)
+#: ... and of those, these also with the store on PostgreSQL.
+SPARK_ON_PG_STORE: tuple[str, ...] = ()
+
 
 def test_a_running_run_whose_owner_holds_its_lock_is_left_alone(life: Lifecycle) -> None:
     life.run("segment", "create", life.definition("uk", UK))

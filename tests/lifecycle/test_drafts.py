@@ -221,7 +221,7 @@ def test_a_publish_whose_evaluation_fails_keeps_the_live_version_its_members_and
         if ws.engine.dialect == "spark":  # a table is a directory of Parquet files
             shutil.rmtree(life.ws / "spark-tables" / "interaction")
         else:
-            ws.engine.execute([exp.Drop(this=exp.to_table("interaction", quoted=True), kind="TABLE")])
+            ws.engine.execute([exp.Drop(tables=[exp.to_table("interaction", quoted=True)], kind="TABLE")])
     finally:
         ws.close()
     r = life.run("segment", "publish", "UK contacts", code=1, now="2026-10-01T13:00:00")

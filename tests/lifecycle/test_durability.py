@@ -22,6 +22,9 @@ from tests.conftest import sigkill_when
 from tests.lifecycle.conftest import CONTACTS, Lifecycle
 from tests.lifecycle.test_segments import UK
 
+#: Spark's killed refresh and its commit files are tests/spark/test_spark_lifecycle.py's; these are the store's.
+SPARK_CASES: tuple[str, ...] = ()
+
 
 def _url(life: Lifecycle) -> str:
     return resolve_url(life.ws, explicit=life.store)

@@ -8,7 +8,6 @@ from tests.lifecycle.conftest import Lifecycle, write_csv
 
 #: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
 SPARK_CASES = (
-    "test_add_and_remove_by_key_with_history",
     "test_import_csv_counts_and_not_found_file",
     "test_one_address_matching_several_records_is_counted",
 )

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from tests.lifecycle.conftest import CONTACTS, Lifecycle
 
+#: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
+SPARK_CASES = (
+    "test_refresh_records_who_entered_and_exited",
+    "test_in_segment_reads_live_segments_only",
+)
+#: ... and of those, these also with the store on PostgreSQL.
+SPARK_ON_PG_STORE = ("test_refresh_records_who_entered_and_exited",)
+
 UK = {"name": "UK contacts", "audience": "contact", "groups": [{"where": {"attribute": "country", "op": "eq", "value": "UK"}}]}
 FR = {"audience": "contact", "groups": [{"where": {"attribute": "country", "op": "eq", "value": "FR"}}]}
 CLICKED = {

@@ -11,7 +11,7 @@ SPARK_CASES = (
     "test_readers_refresh_after_the_segments_they_read",
 )
 #: ... and of those, these also with the store on PostgreSQL.
-SPARK_ON_PG_STORE = ("test_readers_refresh_after_the_segments_they_read",)
+SPARK_ON_PG_STORE: tuple[str, ...] = ()
 
 
 def _worker_runs(life: Lifecycle, name: str, now: str) -> list[str]:

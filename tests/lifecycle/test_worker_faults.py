@@ -18,6 +18,11 @@ from tests.killpoints import hang_env
 from tests.lifecycle.conftest import Lifecycle
 from tests.lifecycle.test_segments import CLICKED, UK
 
+#: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
+SPARK_CASES = ("test_one_bad_segment_never_stops_the_others_and_the_worker_exits_1",)
+#: ... and of those, these also with the store on PostgreSQL.
+SPARK_ON_PG_STORE: tuple[str, ...] = ()
+
 
 def _store(life: Lifecycle) -> Store:
     return Store(resolve_url(life.ws, {}, life.store))
