@@ -133,7 +133,7 @@ def advance(name: Name, as_json: Json = False) -> None:
 
     r = _sequences(lambda q: q.advance(name))
     if as_json:
-        _echo(asdict(r))
+        _echo({**asdict(r), "advanced_to": sorted(r.advanced_to)})
     else:
         typer.echo(
             f"sequence {r.sequence}: +{r.started} started, {r.ended} ended, {r.activities} activities, "

@@ -99,6 +99,8 @@ class SequenceReport:
     sent: int = 0
     finished: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Sequences that records advanced to in this pass.
+    advanced_to: set[str] = field(default_factory=set)
 
 
 class Sequences:
@@ -414,8 +416,12 @@ class Sequences:
                 out.append(SequenceReport(n, errors=[str(exc).splitlines()[0] if str(exc) else type(exc).__name__]))
         return out
 
-    def advance(self, name: str) -> SequenceReport:
-        """One pass of an active sequence to the current clock (start, end, then steps until nothing moves)."""
+    def advance(self, name: str, *, _depth: int = 0) -> SequenceReport:
+        """One pass of an active sequence to the current clock (start, end, then steps until nothing moves).
+
+        Records advanced to another sequence get that sequence's pass at once (a few levels
+        deep: two sequences advancing to each other wait for the next worker pass).
+        """
         now_s = epoch_s(clock.now())
         with self.store.session() as s:
             q = self._get(s, name)
@@ -433,6 +439,9 @@ class Sequences:
                 moved = sum(self._run_step(sid, spec, st, now_s, report, mailer) for st in spec.steps)
                 if not moved:
                     break
+        for target in sorted(report.advanced_to):
+            if _depth < 3:
+                self.advance(target, _depth=_depth + 1)
         return report
 
     def _members(self, s: Session, seg_ids: set[int]) -> dict[int, set[str]]:
@@ -853,6 +862,7 @@ class Sequences:
             report.finished += len(rows)
             if ok:
                 assert target is not None
+                report.advanced_to.add(target.name)
                 tspec = parse_sequence(target.definition)
                 first = tspec.steps[0]
                 runs = dict(
