@@ -50,6 +50,7 @@ from segmenta.interfaces.api.routers import destinations as destinations_router
 from segmenta.interfaces.api.routers import events as events_router
 from segmenta.interfaces.api.routers import journeys as journeys_router
 from segmenta.interfaces.api.routers import records as records_router
+from segmenta.interfaces.api.routers import sequences as sequences_router
 from segmenta.interfaces.api.runtime import Service
 from segmenta.services.users import Throttle
 
@@ -404,6 +405,7 @@ def create_app(workspace: str | Path | None = None, *, store_url: str | None = N
         destinations_router,
         assignment_router,
         events_router,
+        sequences_router,
     ):
         app.include_router(module.router)
     if STATIC.is_dir():
