@@ -15,8 +15,8 @@ forward, then ``incremental.apply_clock``). After EVERY step:
   duplicated or lost event);
 - offsets increase strictly over the whole log, with no duplicate.
 
-DuckDB runs ``SEGMENTA_CONSISTENCY_EXAMPLES`` examples (default 120) of up to 40 steps;
-PostgreSQL ``SEGMENTA_POSTGRES_CONSISTENCY_EXAMPLES`` (default 12). Spark refuses record
+DuckDB runs ``SEGMENTA_CONSISTENCY_EXAMPLES`` examples (default 20) of 15 to 30 steps;
+PostgreSQL ``SEGMENTA_POSTGRES_CONSISTENCY_EXAMPLES`` (default 4) of 6 to 12. Spark refuses record
 changes; tests/spark/test_events_spark.py checks its events at small size.
 """
 
@@ -53,7 +53,7 @@ EXAMPLES = {
     "duckdb": int(os.environ.get("SEGMENTA_CONSISTENCY_EXAMPLES", "20")),
     "postgres": int(os.environ.get("SEGMENTA_POSTGRES_CONSISTENCY_EXAMPLES", "4")),
 }
-MAX_STEPS = {"duckdb": 40, "postgres": 15}
+MAX_STEPS = {"duckdb": 30, "postgres": 12}
 #: How far one clock move goes: to the second beside an edge, and over whole units.
 CLOCK_STEPS = [
     dt.timedelta(seconds=1),
@@ -229,6 +229,10 @@ def run_stream(ws: segmenta.Workspace, monkeypatch: pytest.MonkeyPatch, data_obj
         for i in range(data_obj.draw(st.integers(2, 4), label="segments")):
             raw = data_obj.draw(definitions(model), label=f"definition {i}")
             raw = {**raw, "groups": rewrite_in_segment(raw["groups"], names)}
+            if names and data_obj.draw(st.booleans(), label=f"reader {i}"):  # a reader of a live segment, for sure
+                link = data_obj.draw(st.sampled_from(["and_also", "or", "but_not"]), label=f"link {i}")
+                upstream = data_obj.draw(st.sampled_from(names), label=f"reads {i}")
+                raw["groups"] = [{"where": {"in_segment": upstream}}, {"link": link, "where": raw["groups"][0]["where"]}]
             name = f"live{i}"
             segs.create(raw, name=name)
             segs.publish(name)
@@ -236,7 +240,7 @@ def run_stream(ws: segmenta.Workspace, monkeypatch: pytest.MonkeyPatch, data_obj
         started = time.monotonic()
         checker = Checker(segs, names)
         checker.check("publish")
-        steps = data_obj.draw(st.integers(1, MAX_STEPS[engine]), label="steps")
+        steps = data_obj.draw(st.integers(MAX_STEPS[engine] // 2, MAX_STEPS[engine]), label="steps")
         change_dir = Path(tempfile.mkdtemp(prefix="changes-", dir=ws.path))
         for i in range(steps):
             kind, table, rows = data_obj.draw(step(model, data, as_of), label=f"step {i}")
