@@ -151,3 +151,32 @@ def test_advance_to_another_sequence_and_start_again_after_leaving(crm: Crm) -> 
     crm.upsert([{"contactid": 1, "country": "UK"}], now="2026-10-01T10:00:00")
     crm.run("worker", "--once", now="2026-10-01T10:00:00")
     assert [a["subject"] for a in crm.activities(now="2026-10-01T10:00:00") if a["record"] == "1"] == ["Call"]
+
+
+def test_due_today_overdue_and_a_skipped_email_takes_no(crm: Crm) -> None:
+    seq = {
+        "name": "later",
+        "table": "contact",
+        "steps": [
+            {"id": "m", "email": {"subject": "Write {firstname}", "due": {"days": 1}}},
+            {"id": "c", "condition": {"on": "m", "event": "replied", "within": {"days": 3}}, "yes": "end", "no": "t"},
+            {"id": "t", "task": {"subject": "Nudge {firstname}"}},
+        ],
+    }
+    crm.run("sequence", "create", crm.file("later", seq))
+    crm.run("sequence", "connect", "later", "--segment", "UK leads")
+    crm.run("sequence", "activate", "later")
+    assert crm.activities() == []  # due tomorrow
+    tomorrow = crm.activities(now="2026-10-02T08:00:00")
+    assert sorted(a["subject"] for a in tomorrow) == ["Write Ann", "Write Bob", "Write Cleo"]
+    assert not any(a["overdue"] for a in tomorrow)
+    late = crm.activities(now="2026-10-03T08:00:00")
+    assert all(a["overdue"] for a in late) and len(late) == 3
+    by = {a["record"]: a["id"] for a in late}
+    crm.run("sequence", "done", str(by["1"]), "--skip", now="2026-10-03T08:00:00")  # skipped: the condition takes no at once
+    crm.run("sequence", "done", str(by["2"]), now="2026-10-03T08:00:00")
+    crm.run("sequence", "track", str(by["2"]), "replied", now="2026-10-03T09:00:00")  # replied: yes -> end
+    left = crm.activities(now="2026-10-03T09:00:00")
+    assert sorted(a["subject"] for a in left) == ["Nudge Ann", "Write Cleo"]
+    assert crm.report("later", now="2026-10-03T09:00:00")["finished"] == 1
+    crm.run("sequence", "track", str(by["3"]), "bounced", code=2)

@@ -622,7 +622,7 @@ class Sequences:
                             seller=sellers.get(key),
                             subject=render(act.subject, records.get(key, {})),
                             status=OPEN,
-                            due_s=int(due or 0),
+                            due_s=int(due or 0) + (act.due.seconds if act.due is not None else 0),
                             attempts=0,
                         )
                     )
@@ -763,17 +763,24 @@ class Sequences:
             message_id=message_id(sid, key, run, step.id),
             resend=resend,
         )
+
+        def delivering() -> None:
+            mark(DELIVERING, None, attempt=True)
+            outbox.hang_point("before_dot")
+
+        outbox.hang_point("before_smtp")
         try:
-            mailer.send(mail, lambda: (mark(DELIVERING, None, attempt=True), None)[1])
+            mailer.send(mail, delivering)
         except outbox.Refused as exc:
             mark(FAILED, str(exc))
             return FAILED
         except outbox.Transient as exc:
-            if mark(SENDING, str(exc)) >= MAX_ATTEMPTS:
+            if mark(SENDING, str(exc), attempt=True) >= MAX_ATTEMPTS:
                 mark(FAILED, f"{exc} ({MAX_ATTEMPTS} attempts)")
                 return FAILED
             report.errors.append(f"step {step.id}, record {key}: {exc} (retried on the next pass)")
             return SENDING
+        outbox.hang_point("after_dot")
         mark(SENT, None)
         report.sent += 1
         return SENT

@@ -69,6 +69,8 @@ class Activity(_Strict):
 
     subject: StrictStr = Field(min_length=1)
     body: StrictStr | None = None
+    #: A seller's activity is due this long after the record reaches the step (default: at once).
+    due: Duration | None = None
 
 
 class Condition(_Strict):
