@@ -60,7 +60,7 @@ def stored(segs: Segments, name: str) -> set[Any]:
     return set(segs.members(name)[1])
 
 
-CHANGES = [
+CHANGES: list[tuple[str, list[dict[str, Any]], bool]] = [
     ("interaction", [{"interactionid": 10, "contactid": 5, "type": "email_click"}], False),
     ("contact", [{"contactid": 2, "country": "UK"}, {"contactid": 3, "statecode": 1}], False),
     ("interaction", [{"interactionid": 1}], True),

@@ -229,7 +229,8 @@ def run_stream(ws: segmenta.Workspace, monkeypatch: pytest.MonkeyPatch, data_obj
         for i in range(data_obj.draw(st.integers(2, 4), label="segments")):
             raw = data_obj.draw(definitions(model), label=f"definition {i}")
             raw = {**raw, "groups": rewrite_in_segment(raw["groups"], names)}
-            if names and data_obj.draw(st.booleans(), label=f"reader {i}"):  # a reader of a live segment, for sure
+            reader: bool = bool(names) and data_obj.draw(st.booleans(), label=f"reader {i}")
+            if reader:  # a reader of a live segment, for sure
                 link = data_obj.draw(st.sampled_from(["and_also", "or", "but_not"]), label=f"link {i}")
                 upstream = data_obj.draw(st.sampled_from(names), label=f"reads {i}")
                 raw["groups"] = [{"where": {"in_segment": upstream}}, {"link": link, "where": raw["groups"][0]["where"]}]
@@ -243,7 +244,7 @@ def run_stream(ws: segmenta.Workspace, monkeypatch: pytest.MonkeyPatch, data_obj
         steps = data_obj.draw(st.integers(MAX_STEPS[engine] // 2, MAX_STEPS[engine]), label="steps")
         change_dir = Path(tempfile.mkdtemp(prefix="changes-", dir=ws.path))
         for i in range(steps):
-            kind, table, rows = data_obj.draw(step(model, data, as_of), label=f"step {i}")
+            kind, changed, rows = data_obj.draw(step(model, data, as_of), label=f"step {i}")
             if kind == "clock":
                 before = now
                 now = now + data_obj.draw(st.sampled_from(CLOCK_STEPS), label=f"clock {i}")
@@ -254,9 +255,9 @@ def run_stream(ws: segmenta.Workspace, monkeypatch: pytest.MonkeyPatch, data_obj
             else:
                 f = change_dir / f"{i}.ndjson"
                 f.write_text("".join(json.dumps({**r, "_change_id": f"{i}-{j}"}) + "\n" for j, r in enumerate(rows)))
-                result = (records.delete if kind == "delete" else records.upsert)(segs, table, f)
+                result = (records.delete if kind == "delete" else records.upsert)(segs, changed, f)
                 assert result.failed == [], result.failed
-                what = f"step {i}: {kind} {table} {rows}"
+                what = f"step {i}: {kind} {changed} {rows}"
             checker.check(what)
         if os.environ.get("SEGMENTA_CONSISTENCY_TRACE"):
             print(f"{steps} steps in {time.monotonic() - started:.1f}s")

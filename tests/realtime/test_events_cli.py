@@ -137,7 +137,12 @@ def test_follow_prints_an_event_another_process_commits(life: Lifecycle) -> None
         env=env,
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout or []], daemon=True)
+
+    def pump() -> None:
+        for line in follower.stdout or []:
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
         change = ndjson(life.tmp / "c.ndjson", [{"contactid": 6, "country": "UK"}])
