@@ -61,12 +61,13 @@ class Crm:
     ws: Path
     tmp: Path
     smtp_url: str = ""
+    store: str | None = None
     runner: CliRunner = field(default_factory=CliRunner)
 
     def run(self, *args: str, code: int = 0, now: str = T0, env: dict[str, str] | None = None) -> Any:
         result = self.runner.invoke(
             app,
-            ["--workspace", str(self.ws), *args],
+            ["--workspace", str(self.ws), *(["--store", self.store] if self.store else []), *args],
             env={"SEGMENTA_NOW": now, "SEGMENTA_SMTP_URL": self.smtp_url, **(env or {})},
         )
         assert result.exit_code == code, (
@@ -106,12 +107,25 @@ def crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "ws"
 
 
+@pytest.fixture(params=["sqlite"])
+def seq_store(request: pytest.FixtureRequest) -> str:
+    """The store: the workspace's SQLite file, or (where a test asks, indirectly) a fresh PostgreSQL schema."""
+    return str(request.param)
+
+
 @pytest.fixture()
-def crm(crm_template: Path, tmp_path: Path, smtp: tuple[str, Sink]) -> Iterator[Crm]:  # noqa: F811
+def crm(
+    crm_template: Path,
+    tmp_path: Path,
+    smtp: tuple[str, Sink],  # noqa: F811 - the fixture imported above
+    seq_store: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[Crm]:
     """A private copy of the CRM with the work-assignment segment ``UK leads`` (active, rule ``sam`` active)."""
     ws = tmp_path / "ws"
     shutil.copytree(crm_template, ws)
-    c = Crm(ws=ws, tmp=tmp_path, smtp_url=smtp[0])
+    store = str(request.getfixturevalue("pg_schema_url")) if seq_store == "postgres" else None
+    c = Crm(ws=ws, tmp=tmp_path, smtp_url=smtp[0], store=store)
     c.run("assignment", "create", c.file("uk", UK), "--name", "UK leads")
     c.run("assignment", "rules", "add", "UK leads", c.file("rule", RULE))
     c.run("assignment", "rules", "activate", "UK leads", "sam")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.journeys.conftest import Sink
 from tests.sequences.conftest import Crm
 
@@ -27,6 +29,7 @@ def _by_record(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["record"]: r for r in rows}
 
 
+@pytest.mark.parametrize("seq_store", ["sqlite", "postgres"], indirect=True)
 def test_sequence_from_assignment_to_the_end(crm: Crm, sink: Sink) -> None:
     crm.run("sequence", "create", crm.file("seq", FOLLOW_UP))
     crm.run("sequence", "connect", "follow-up", "--segment", "UK leads")
@@ -79,7 +82,7 @@ def _states(crm: Crm) -> list[dict[str, Any]]:
     from segmenta.services.segments import Segments
     from segmenta.services.sequences import Sequences
 
-    with Segments.open(crm.ws) as segs:
+    with Segments.open(crm.ws, store_url=crm.store) as segs:
         return Sequences(segs).states("follow-up")
 
 
@@ -89,7 +92,7 @@ def _email_ids(crm: Crm) -> dict[str, int]:
     from segmenta.services.segments import Segments
     from segmenta.store.sequence_models import SequenceActivity
 
-    with Segments.open(crm.ws) as segs, segs.store.session() as s:
+    with Segments.open(crm.ws, store_url=crm.store) as segs, segs.store.session() as s:
         rows = s.execute(
             select(SequenceActivity.record_key, SequenceActivity.id).where(SequenceActivity.kind == "automated_email")
         ).all()
