@@ -99,11 +99,6 @@ def _fresh(life: Lifecycle, name: str, data: dict[str, object], now: str) -> lis
     return sorted(int(line) for line in out.read_text().splitlines()[1:])
 
 
-@pytest.mark.gap(
-    "spark",
-    raises=AssertionError,
-    reason="on Spark the clock's run is recorded with trigger 'clock', on the SQL engines with 'worker' (the contract's)",
-)
 def test_worker_once_applies_a_moved_clock_to_every_window_segment_and_its_readers(clife: Lifecycle) -> None:
     life = clife
     for data in (RECENT, QUIET, BY_MEASURE, UK_READER, UK):
