@@ -31,6 +31,7 @@ Activities and emails are exactly once per record, start and step: their row's u
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -67,6 +68,12 @@ MAX_ACTIVE = 250
 MAX_ENV = "SEGMENTA_SEQUENCES_MAX_ACTIVE"
 MAX_ATTEMPTS = 5
 DAY = 86400
+LEASE = dt.timedelta(minutes=3)
+
+
+def _wall() -> dt.datetime:
+    """Leases are wall-clock (a worker's life), not the injectable clock (the records' time)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def max_active() -> int:
@@ -99,6 +106,8 @@ class SequenceReport:
     sent: int = 0
     finished: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Another worker holds the sequence's lease: this pass did nothing to it.
+    busy: bool = False
     #: Sequences that records advanced to in this pass.
     advanced_to: set[str] = field(default_factory=set)
 
@@ -422,12 +431,46 @@ class Sequences:
         Records advanced to another sequence get that sequence's pass at once (a few levels
         deep: two sequences advancing to each other wait for the next worker pass).
         """
+        from segmenta.membership.owners import RunOwner
+
+        with self.store.session() as s:
+            sid = self._get(s, name).id
+        with RunOwner(self.segs.ws.path) as owner:
+            if not self._claim(sid, owner.message):
+                return SequenceReport(name, busy=True)
+            try:
+                return self._advance(sid, name, _depth)
+            finally:
+                with self.store.session() as s:
+                    s.execute(
+                        update(Sequence)
+                        .where(Sequence.id == sid, Sequence.lease_owner == owner.message)
+                        .values(lease_owner=None, lease_until=None)
+                    )
+
+    def _claim(self, sid: int, me: str) -> bool:
+        """Take the sequence's lease unless a live worker holds it (a killed worker's lease is free at once)."""
+        from segmenta.membership.owners import owner_alive
+
+        with self.store.session() as s:
+            q = select(Sequence).where(Sequence.id == sid)
+            row = s.scalar(q.with_for_update() if self.store.postgres else q)
+            assert row is not None
+            if row.status != ACTIVE:
+                return False
+            wall = _wall()
+            held = row.lease_owner is not None and row.lease_until is not None and row.lease_until > wall
+            if held and owner_alive(self.segs.ws.path, row.lease_owner):
+                return False
+            row.lease_owner, row.lease_until = me, wall + LEASE
+            return True
+
+    def _advance(self, sid: int, name: str, _depth: int) -> SequenceReport:
         now_s = epoch_s(clock.now())
         with self.store.session() as s:
-            q = self._get(s, name)
-            if q.status != ACTIVE:
-                return SequenceReport(name)
-            sid, seg_id = q.id, q.segment_id
+            q = s.get(Sequence, sid)
+            assert q is not None
+            seg_id = q.segment_id
             spec = parse_sequence(q.definition)
         report = SequenceReport(name)
         with self.store.session() as s:

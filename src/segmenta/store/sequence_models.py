@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+import segmenta.store.assignment_models  # noqa: F401 - sequences.segment_id references assignment_segments
 from segmenta.store.models import Base
 
 
@@ -38,6 +39,9 @@ class Sequence(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
     activated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    #: One worker at a time advances a sequence (as journeys: a lease tied to a lock file of its process).
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class SequenceState(Base):

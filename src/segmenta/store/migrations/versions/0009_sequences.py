@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("updated_at", sa.DateTime, nullable=False),
         sa.Column("activated_at", sa.DateTime, nullable=True),
+        sa.Column("lease_until", sa.DateTime, nullable=True),
+        sa.Column("lease_owner", sa.String(300), nullable=True),
     )
     op.create_table(
         "sequence_states",
