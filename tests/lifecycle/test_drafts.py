@@ -205,11 +205,6 @@ def test_show_prints_who_uses_a_segment_for_people(life: Lifecycle) -> None:
     assert "segment Reader (in_segment)" in out and "'kind'" not in out
 
 
-@pytest.mark.gap(
-    "spark",
-    raises=AssertionError,
-    reason="a table whose files are gone fails on Spark as a bare Py4JJavaError: exit 1 without a message naming the table",
-)
 def test_a_publish_whose_evaluation_fails_keeps_the_live_version_its_members_and_the_draft(life: Lifecycle) -> None:
     import shutil
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segmenta.errors import EngineError
 from segmenta.membership.base import EVENT_COLUMNS, MembershipBase, Write, counted, ident, key_data_type
 from segmenta.types import ENTERED, EXITED, Changes, RunRecord
 
@@ -83,6 +84,12 @@ RUNS_KEPT = 200
 #: Segment directories whose writer lock this thread holds (the lock is re-entrant per thread:
 #: resolving a view inside a change may need to read the same segment).
 _held = threading.local()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    java = [ln for ln in text.splitlines() if "Exception:" in ln]
+    return (java[0] if java else (text.splitlines() or [type(exc).__name__])[0])[:2000]
 
 
 def _quoted(name: str) -> str:
@@ -295,7 +302,11 @@ class FileMembership(MembershipBase):
             delta_view = f"__segmenta_delta_{self.segment_id}"
             delta_part = f"d-{uuid.uuid4().hex}"
             delta_q = self.delta_query(w.op, w.keys, within=w.within)
-            self.engine.frame(self.engine.sql(delta_q)).write.parquet(str(self.dir / delta_part))
+            try:  # the evaluation runs here (a Spark job): its failure is the engine's, reported with the query
+                self.engine.frame(self.engine.sql(delta_q)).write.parquet(str(self.dir / delta_part))
+            except Exception as exc:
+                shutil.rmtree(self.dir / delta_part, ignore_errors=True)
+                raise EngineError(f"Spark failed to evaluate the membership: {_first_line(exc)}") from exc
             self.engine.register_parquet_view(
                 delta_view, lambda: str(self.dir / delta_part), f"{self._members_schema}, change STRING"
             )

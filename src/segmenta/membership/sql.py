@@ -171,7 +171,7 @@ def _history_moves(engine: Any, tables: list[str]) -> list[exp.Expr]:
         ).from_(_history_with_k(engine, old))
         out.append(exp.insert(rows, events.copy(), columns=[c for c, _ in EVENT_COLUMNS]))
         out.append(exp.update(offsets.copy(), {"last": exp.Add(this=exp.column("last"), expression=count)}))
-        out.append(exp.Drop(this=old.copy(), kind="TABLE", exists=True))
+        out.append(exp.Drop(tables=[old.copy()], kind="TABLE", exists=True))
     return out
 
 
