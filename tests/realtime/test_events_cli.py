@@ -129,10 +129,11 @@ def test_follow_prints_an_event_another_process_commits(life: Lifecycle) -> None
     life.run("segment", "publish", "uk")
     last = tail(life)[-1]["offset"]
     env = {**life.cli_env(), "SEGMENTA_NOW": T0}
+    errors = (life.tmp / "follower.err").open("w")
     follower = subprocess.Popen(
         [sys.executable, "-m", "segmenta", "events", "tail", "--follow", "--json", "--from", str(last), "--poll", "0.1"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         env=env,
     )
@@ -153,8 +154,7 @@ def test_follow_prints_an_event_another_process_commits(life: Lifecycle) -> None
         try:
             line = lines.get(timeout=60)  # a bound on a hang, not a timing assertion
         except queue.Empty:
-            follower.kill()
-            raise AssertionError(f"the follower printed nothing: {follower.communicate()[1]}") from None
+            raise AssertionError(f"the follower printed nothing: {(life.tmp / 'follower.err').read_text()}") from None
         event = json.loads(line)
         assert (event["segment"], event["key"], event["change"]) == ("uk", 6, "entered")
         assert event["offset"] > last
@@ -162,6 +162,10 @@ def test_follow_prints_an_event_another_process_commits(life: Lifecycle) -> None
     finally:
         follower.terminate()
         follower.wait(timeout=30)
+        reader.join(timeout=30)
+        if follower.stdout is not None:
+            follower.stdout.close()
+        errors.close()
 
 
 def test_python_subscribers_get_the_events_after_commit(life: Lifecycle, monkeypatch: pytest.MonkeyPatch) -> None:
