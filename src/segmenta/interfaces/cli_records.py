@@ -129,7 +129,7 @@ def _consume(segs: Any, options: Any, *, batch: int, once: bool, as_json: bool) 
     from segmenta.realtime.nats import NatsSource
 
     # checked before anything is consumed: on Spark every message would be refused (and dead-lettered)
-    if not getattr(segs.ws.engine, "supports_record_changes", segs.ws.engine.dialect in ("duckdb", "postgres")):
+    if not segs.ws.engine.supports_record_changes:
         from segmenta.errors import Problem, RejectedInput
 
         raise RejectedInput(
