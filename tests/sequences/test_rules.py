@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -180,3 +181,18 @@ def test_due_today_overdue_and_a_skipped_email_takes_no(crm: Crm) -> None:
     assert sorted(a["subject"] for a in left) == ["Nudge Ann", "Write Cleo"]
     assert crm.report("later", now="2026-10-03T09:00:00")["finished"] == 1
     crm.run("sequence", "track", str(by["3"]), "bounced", code=2)
+
+
+def test_simulate_shows_each_record_path_and_changes_nothing(crm: Crm, sink: Any) -> None:
+    from tests.sequences.test_flow import FOLLOW_UP
+
+    crm.run("sequence", "create", crm.file("seq", FOLLOW_UP))
+    crm.run("sequence", "connect", "follow-up", "--segment", "UK leads")
+    sim = json.loads(crm.run("sequence", "simulate", "follow-up").stdout)
+    paths = {r["record"]: [(p["step"], p["at"]) for p in r["path"]] for r in sim["records"]}
+    assert sorted(paths) == ["1", "2", "3"]
+    t0 = "2026-10-01T09:00:00"
+    assert paths["1"] == [("call", t0), ("intro", t0), ("opened", t0), ("task", "2026-10-03T09:00:00")]
+    assert paths["3"] == [("call", t0), ("intro", t0), ("opened", t0), ("task", t0)]  # no address: skipped -> no at once
+    assert len(sink.messages) == 0 and crm.activities() == []
+    assert crm.json("sequence", "show", "follow-up")["status"] == "draft"

@@ -90,6 +90,12 @@ def list_cmd(as_json: Json = False) -> None:
         typer.echo(f"{r['name']}\t{r['status']}\t{r['table']}\t{r['segment'] or '-'}")
 
 
+@sequence_app.command("simulate")
+def simulate(name: Name) -> None:
+    """Where each record of the connected segment would be and when (activities done when due, no email opened); JSON."""
+    _echo(_sequences(lambda q: q.simulate(name)))
+
+
 @sequence_app.command("activities")
 def activities(
     seller: Annotated[str, typer.Option("--seller", help="Seller key (as work assignment assigns it)")],

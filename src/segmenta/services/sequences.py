@@ -318,6 +318,43 @@ class Sequences:
                 for r in rows
             ]
 
+    def simulate(self, name: str) -> dict[str, Any]:
+        """Where each record of the connected segment would be and when, from now, changing and sending nothing.
+
+        Assumptions (a fast clock, nobody acts early): a seller's activity is done when it is
+        due; no email is opened, replied to or clicked, so a condition takes ``no`` at its time
+        limit, or at once when its email step had no address (an automated email is skipped).
+        """
+        now_s = epoch_s(clock.now())
+        with self.store.session() as s:
+            q = self._get(s, name)
+            spec = parse_sequence(q.definition)
+            keys = sorted(self._members(s, {q.segment_id})[q.segment_id], key=_key_order) if q.segment_id is not None else []
+        records = self._records(spec, keys) if keys else {}
+        out = []
+        for key in keys:
+            at, sid, path, skipped = now_s, spec.steps[0].id, [], set()
+            while sid != END:
+                st = spec.step(sid)
+                path.append({"step": st.id, "kind": st.kind, "at": from_s(at).isoformat()})
+                if st.kind == "automated_email" and not _address(records.get(key)):
+                    skipped.add(st.id)
+                if st.condition is not None:
+                    if st.condition.on in skipped:
+                        sid = st.no or END
+                    else:
+                        at, sid = at + st.condition.within.seconds, st.no or END
+                    continue
+                if st.wait is not None:
+                    at += st.wait.seconds
+                elif st.activity is not None and st.kind != "automated_email" and st.activity.due is not None:
+                    at += st.activity.due.seconds
+                if st.advance is not None:
+                    break
+                sid = spec.next_of(st)
+            out.append({"record": key, "path": path, "finished_at": from_s(at).isoformat()})
+        return {"sequence": name, "records": out}
+
     # -- activities ----------------------------------------------------------------------------
 
     def activities(
@@ -945,6 +982,10 @@ def _delay(step: Step) -> int:
     if step.condition is not None:
         return step.condition.within.seconds
     return 0
+
+
+def _key_order(key: str) -> tuple[int, Any]:
+    return (0, int(key)) if key.lstrip("-").isdigit() else (1, key)
 
 
 def _day_start(seconds: int) -> int:
