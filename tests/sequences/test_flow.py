@@ -56,6 +56,7 @@ def test_sequence_from_assignment_to_the_end(crm: Crm, sink: Sink) -> None:
     assert crm.report("follow-up", now="2026-10-02T08:00:00")["at_step"]["pause"] == 1
     row = crm.json("assignment", "show", "contact", "1", now="2026-10-02T08:00:00")
     assert row["segment"] == "UK leads"
+    assert _stages(crm) == {1: "engaged", 2: "new", 3: "new", 4: "new"}  # written through records upsert
     # Bob never opens: at the time limit (2 days after arrival) he goes to the task
     crm.run("worker", "--once", now="2026-10-04T09:00:00")
     tasks = _by_record(crm.activities(now="2026-10-04T09:00:00"))
@@ -76,6 +77,18 @@ def test_sequence_from_assignment_to_the_end(crm: Crm, sink: Sink) -> None:
     crm.run("worker", "--once", now="2026-10-09T12:00:00")
     states = {s["key"]: s for s in _states(crm)}
     assert states["1"]["status"] == "ended" and states["1"]["reason"] == "inactive"
+
+
+def _stages(crm: Crm) -> dict[int, str]:
+    from sqlglot import exp
+
+    from segmenta.services.segments import Segments
+
+    with Segments.open(crm.ws, store_url=crm.store) as segs:
+        q = exp.select(exp.column("contactid", quoted=True), exp.column("stage", quoted=True)).from_(
+            exp.Table(this=exp.to_identifier("contact", quoted=True))
+        )
+        return {int(r["contactid"]): str(r["stage"]) for r in segs.ws.engine.run(q).to_pylist()}
 
 
 def _states(crm: Crm) -> list[dict[str, Any]]:
