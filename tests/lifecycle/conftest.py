@@ -71,6 +71,8 @@ class Lifecycle:
     store: str | None
     tmp: Path
     runner: CliRunner
+    #: The data engine the workspace is on (the engine fixture's name).
+    engine: str = "duckdb"
 
     def run(self, *args: str, code: int = 0, now: str = T0) -> Any:
         base = ["--workspace", str(self.ws)] + (["--store", self.store] if self.store else [])
@@ -169,4 +171,4 @@ def template_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def life(engine_name: str, store_url: str | None, tmp_path: Path, request: pytest.FixtureRequest) -> Lifecycle:
     """The small CRM on the engine under test (engine fixture) with a fresh store (store fixture)."""
     ws = engine_workspace(request, engine_name, tmp_path / "ws", "lifecycle", Model.from_data(MODEL), build_small)
-    return Lifecycle(ws=ws, store=store_url, tmp=tmp_path, runner=CliRunner())
+    return Lifecycle(ws=ws, store=store_url, tmp=tmp_path, runner=CliRunner(), engine=engine_name)
