@@ -330,10 +330,17 @@ def main() -> None:
 
 
 # Command modules register themselves on `app` / `segment_app` when imported.
-from segmenta.interfaces import cli_events, cli_journeys, cli_records, cli_segments, cli_serve, cli_users  # noqa: E402,F401
-from segmenta.interfaces import cli_destinations  # noqa: E402,F401
-from segmenta.interfaces import cli_assignment  # noqa: E402,F401
-from segmenta.interfaces import cli_sequences  # noqa: E402,F401
+from segmenta.interfaces import (  # noqa: E402,F401
+    cli_assignment,
+    cli_destinations,
+    cli_events,
+    cli_journeys,
+    cli_records,
+    cli_segments,
+    cli_sequences,
+    cli_serve,
+    cli_users,
+)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
