@@ -47,7 +47,7 @@ UK_CLICKERS = {
     "audience": "contact",
     "groups": [{"where": {"in_segment": "clickers"}}, {"link": "and_also", "where": {"in_segment": "uk"}}],
 }
-ROUNDS = int(os.environ.get("SEGMENTA_KILL_ROUNDS", "10"))
+ROUNDS = int(os.environ.get("SEGMENTA_KILL_ROUNDS", "8"))
 REPO = Path(__file__).resolve().parents[2]
 
 
