@@ -50,3 +50,14 @@ def test_staged_data_joins_the_data_and_is_dropped(make_ws: WorkspaceFactory) ->
         ws.engine.run(exp.select("*").from_(staged))
     untouched = exp.select(exp.Count(this=exp.Star()).as_("n")).from_(exp.to_table("person"))
     assert ws.engine.run(untouched).to_pylist() == [{"n": 3}]  # the data is untouched (a tree: Spark quotes with `)
+
+
+def test_a_table_whose_first_chunk_is_empty_stages_whole(make_ws: WorkspaceFactory) -> None:
+    # the old versions of an insert are an empty chunk before the new ones: PostgreSQL's COPY once got a NUL byte
+    ws = make_ws(model=MODEL)
+    chunks = pa.concat_tables([PEOPLE.slice(0, 0), PEOPLE])
+    assert chunks.column(0).num_chunks == 2
+    staged = ws.engine.stage("__segmenta_chunks", chunks)
+    got = ws.engine.run(exp.select("*").from_(staged.copy()).order_by("pid")).to_pylist()
+    assert got == PEOPLE.to_pylist()
+    ws.engine.drop_staged("__segmenta_chunks")

@@ -588,7 +588,9 @@ def _copy_in(conn: Any, target: exp.Table, data: pa.Table) -> None:
         elif pa.types.is_timestamp(column.type) and column.type.tz is not None:
             column = column.cast(pa.timestamp(column.type.unit))
         columns.append(column)
-    text = pa.Table.from_arrays(columns, names=data.column_names)
+    # one chunk per column: Arrow's CSV writer wrote a NUL byte for a table whose first chunk was empty
+    # (the old versions of an insert), which PostgreSQL refuses as "invalid byte sequence 0x00"
+    text = pa.Table.from_arrays(columns, names=data.column_names).combine_chunks()
     buffer = io.BytesIO()
     # Every value quoted, nulls bare: PostgreSQL's CSV reads "" as an empty string and nothing as NULL.
     pacsv.write_csv(text, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
