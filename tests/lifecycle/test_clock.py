@@ -11,10 +11,9 @@ from typer.testing import CliRunner
 from segmenta.model.schema import Model
 from tests.lifecycle.conftest import Lifecycle, engine_workspace, write_csv
 
-#: Spark (a Spark job per query) runs the cases named here; the others run on DuckDB and PostgreSQL.
-SPARK_CASES = None  # every case
-#: ... and of those, these also with the store on PostgreSQL.
-SPARK_ON_PG_STORE: tuple[str, ...] = ()
+#: Not on Spark within CI's budget: its five window segments and a dozen worker passes took 72 s there
+#: (passing); run it with SPARK_CASES = None to check Spark.
+SPARK_CASES: tuple[str, ...] = ()
 
 T0 = "2026-10-01T12:00:00"
 T1 = "2026-10-01T13:00:00"  # one hour later: contact 1's click (1 h 30 before T0) leaves the 2-hour window
