@@ -191,13 +191,9 @@ class SegmentsBase(SegmentViews):
             with self.store.session() as s:
                 seg = s.get(Segment, seg_id)
                 assert seg is not None
-                if within is not None and not (changes.entered or changes.exited):
-                    # a record change or clock move that moved nobody: no run in the history (and no event)
-                    run = s.get(RefreshRun, run_id)
-                    if run is not None:
-                        s.delete(run)
-                else:
-                    self._finish_run(s, run_id, changes.size, changes.entered, changes.exited)
+                # kept even when it moved nobody: a deleted run's id would be handed out again (SQLite),
+                # and events name their run; `segment history` leaves such runs out
+                self._finish_run(s, run_id, changes.size, changes.entered, changes.exited)
                 _promote(seg, version)
                 if can(seg.status, Action.EVALUATED):  # stopped or set to draft meanwhile: that choice stands
                     seg.status, seg.status_reason = transition(seg.name, seg.status, Action.EVALUATED), "ready"

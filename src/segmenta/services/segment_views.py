@@ -148,6 +148,8 @@ class SegmentViews:
         with self.store.session() as s:
             seg = self._get(s, name)
             runs = s.scalars(select(RefreshRun).where(RefreshRun.segment_id == seg.id).order_by(RefreshRun.id))
+            # a record change or clock move that moved nobody in this segment is no news: left out
+            quiet = {"records", "clock"}
             return [
                 {
                     "refresh": r.id,
@@ -161,6 +163,7 @@ class SegmentViews:
                     "message": r.message,
                 }
                 for r in runs
+                if not (r.trigger in quiet and r.status == "done" and not r.entered and not r.exited)
             ]
 
     def record_history(self, name: str | int, key: Any) -> list[dict[str, Any]]:
