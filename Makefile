@@ -28,7 +28,7 @@ demo: setup
 ## The whole test suite, as CI runs it.
 test: setup
 	bash scripts/services.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=25
 
 check: setup
 	$(BIN)/ruff format --check src tests benchmarks
