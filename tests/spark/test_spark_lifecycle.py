@@ -250,7 +250,7 @@ def test_a_refresh_killed_before_its_commit_leaves_the_previous_membership(both:
     )
     sigkill_when(marker, proc, timeout=240, what="its commit")
     seg_dir = life.ws / "spark-tables" / ".segments" / "1"
-    written = {p.name for p in seg_dir.iterdir() if p.name[:2] in ("m-", "h-")}
+    written = {p.name for p in seg_dir.iterdir() if p.name[:2] in ("m-", "e-")}
     assert len(written) == 4  # the new members version and history part were written ...
     assert _state(life.ws) == committed  # ... but never committed
     assert life.members("UK contacts") == [1, 3, 5]
@@ -262,6 +262,6 @@ def test_a_refresh_killed_before_its_commit_leaves_the_previous_membership(both:
     runs = [r for r in life.json("segment", "history", "UK contacts") if r["status"] == "done"]
     assert [(r["entered"], r["exited"]) for r in runs] == [(3, 0), (1, 1)]
     state = _state(life.ws)
-    kept = {p.name for p in seg_dir.iterdir() if p.name[:2] in ("m-", "h-")}
+    kept = {p.name for p in seg_dir.iterdir() if p.name[:2] in ("m-", "e-")}
     # orphans of the killed refresh are gone; the new version, the one it replaced, and the history parts stay
     assert kept == {state["members"], committed["members"], *state["history"]}
